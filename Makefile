@@ -1,0 +1,41 @@
+# pg_personalize — PGXS build.
+#   make && sudo make install && make installcheck
+EXTENSION = pg_personalize
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big = $(EXTENSION)
+# One concern per file; the install script is assembled from the SQL beside
+# each C file, in this order (later parts may use earlier ones).
+CONCERNS = embedding
+OBJS = src/pg_personalize.o src/distance.o $(patsubst %,src/%.o,$(CONCERNS))
+SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS))
+
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+DOCS = $(wildcard doc/*.md)
+
+REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+
+SHLIB_LINK = -lopenblas -lm
+PG_CPPFLAGS = -I$(srcdir)/src
+# CI builds with WERROR=1: our own code compiles warning-free.
+ifdef WERROR
+PG_CFLAGS += -Werror
+endif
+
+EXTRA_CLEAN = $(DATA_built) results regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Distance kernels: let the compiler vectorise float reductions (reassociation
+# is safe there; no NaN or Inf reaches them, see CheckEmbeddingElement).
+src/distance.o: override CFLAGS += -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math
+src/distance.bc: override BITCODE_CFLAGS += -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math
+
+$(DATA_built): $(SQL_PARTS) $(EXTENSION).control Makefile
+	( echo '-- complain if script is sourced in psql rather than via CREATE EXTENSION'; \
+	  printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
+	  for f in $(SQL_PARTS); do echo; echo "-- ==== $$f ===="; cat $$f; done ) > $@

@@ -1,0 +1,8 @@
+/*
+ * pg_personalize.c — module entry point.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+
+PG_MODULE_MAGIC;

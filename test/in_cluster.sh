@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs inside pg_virtualenv (PGHOST, PGPORT, PGUSER set). Called by test/run.sh.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+status=0
+
+echo "== pg_regress"
+if ! make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config; then
+  status=1
+  [ -f regression.diffs ] && head -200 regression.diffs
+fi
+
+echo "== every SQL object of the extension has a reference entry in doc/"
+bash test/check_docs.sh || status=1
+
+echo "== pgTAP"
+dropdb --if-exists pgtap_tests >/dev/null 2>&1
+createdb pgtap_tests
+psql -X -q -d pgtap_tests -c 'CREATE EXTENSION pgtap; CREATE EXTENSION pg_personalize;'
+pg_prove -d pgtap_tests --failures test/*.sql || status=1
+
+exit $status

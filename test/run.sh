@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian 12 machine: installs what it needs,
+# builds with warnings as errors, installs, then runs pg_regress (sql/ +
+# expected/) and pgTAP (test/*.sql) against a throwaway cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash .ci/setup.sh
+
+echo "== reference files are what the committed scripts produce"
+/usr/bin/python3 test/reference/generate.py --check
+echo "== META.json against the PGXN Meta Spec 1.0.0"
+/usr/bin/python3 test/check_meta.py
+
+echo "== tests on a throwaway cluster"
+# pg_virtualenv (postgresql-common) makes a temporary cluster, runs the
+# command with PG* variables pointing at it, and removes it afterwards.
+pg_virtualenv -v 15 -o shared_preload_libraries=pg_cron -o cron.database_name=postgres \
+  -o max_worker_processes=16 bash test/in_cluster.sh
