@@ -20,7 +20,8 @@ FROM reference;
 -- typmod
 SELECT '[1,2,3]'::embedding(3);
 CREATE TEMP TABLE items (id int PRIMARY KEY, e embedding(3));
-\d items
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+WHERE attrelid = 'items'::regclass AND attnum > 0 ORDER BY attnum;
 INSERT INTO items VALUES (1, '[1,2,3]');
 INSERT INTO items VALUES (2, '[1,2]');
 INSERT INTO items VALUES (3, ARRAY[1,2,3,4]);
