@@ -3,9 +3,9 @@
  *
  * Compiled with -ftree-vectorize and relaxed float associativity (Makefile),
  * so the reductions below become SIMD loops. On x86-64 each kernel is also
- * cloned for x86-64-v3 (AVX2 + FMA) and picked at load time by an ifunc
- * resolver, so one binary runs on any x86-64 and uses wide registers where
- * the CPU has them.
+ * cloned for x86-64-v3 (AVX2, FMA) and x86-64-v4 (AVX-512); an ifunc resolver
+ * picks one at load time, so one binary runs on any x86-64 and uses wide
+ * registers where the CPU has them.
  */
 #include "postgres.h"
 
@@ -14,7 +14,7 @@
 #include "distance.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define KERNEL_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#define KERNEL_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define KERNEL_CLONES
 #endif
