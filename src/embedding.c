@@ -101,10 +101,15 @@ embedding_in(PG_FUNCTION_ARGS)
 {
 	char	   *lit = PG_GETARG_CSTRING(0);
 	int32		typmod = PG_GETARG_INT32(2);
-	float	   *values = palloc(sizeof(float) * EMBEDDING_MAX_DIM);
+	int			capacity = 1;
 	int			dim = 0;
 	char	   *pt = lit;
 	Embedding  *result;
+
+	/* at most one element per comma, plus one: parse straight into the result */
+	for (const char *c = lit; *c; c++)
+		capacity += (*c == ',');
+	result = InitEmbedding(Min(capacity, EMBEDDING_MAX_DIM));
 
 	while (IsTextSpace(*pt))
 		pt++;
@@ -149,7 +154,7 @@ embedding_in(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("\"%s\" is out of range for type embedding", pnstrdup(pt, end - pt))));
 		CheckEmbeddingElement(value);
-		values[dim++] = value;
+		result->x[dim++] = value;
 
 		pt = end;
 		while (IsTextSpace(*pt))
@@ -176,9 +181,8 @@ embedding_in(PG_FUNCTION_ARGS)
 				 errdetail("Junk after closing right bracket.")));
 
 	CheckExpectedDims(typmod, dim);
-	result = InitEmbedding(dim);
-	memcpy(result->x, values, sizeof(float) * dim);
-	pfree(values);
+	result->dim = dim;
+	SET_VARSIZE(result, EMBEDDING_SIZE(dim));
 	PG_RETURN_EMBEDDING_P(result);
 }
 
