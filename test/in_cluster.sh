@@ -14,6 +14,9 @@ fi
 echo "== every SQL object of the extension has a reference entry in doc/"
 bash test/check_docs.sh || status=1
 
+echo "== pg_dump / pg_restore keep the extension's data"
+bash test/check_dump.sh || status=1
+
 echo "== pgTAP"
 dropdb --if-exists pgtap_tests >/dev/null 2>&1
 createdb pgtap_tests
