@@ -13,10 +13,10 @@ SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0;
 SET LOCAL max_parallel_workers_per_gather = 2;
 
-CREATE FUNCTION pg_temp.plan_of(query text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION pg_temp.plan_of(query text, options text DEFAULT 'COSTS OFF') RETURNS text LANGUAGE plpgsql AS $$
 DECLARE line text; result text := '';
 BEGIN
-  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP result := result || line || E'\n'; END LOOP;
+  FOR line IN EXECUTE 'EXPLAIN (' || options || ') ' || query LOOP result := result || line || E'\n'; END LOOP;
   RETURN result;
 END $$;
 
@@ -36,17 +36,9 @@ SELECT ok((SELECT max(abs(x - y)) < 1e-6 FROM unnest((SELECT a FROM serial_resul
               FROM generate_series(1, 200000) g)) AS t(x, y)), 'avg equals float8 avg of the elements');
 
 -- ORDER BY distance LIMIT k: a bounded (top-N) sort, never a full sort
-SELECT matches(
-  (SELECT string_agg(l, E'\n') FROM (SELECT * FROM pg_temp.plan_of(
-     'SELECT id FROM big ORDER BY e <#> ''[1,0,0,0]'' LIMIT 10')) p(l)),
+SELECT matches(pg_temp.plan_of('SELECT id FROM big ORDER BY e <#> ''[1,0,0,0]'' LIMIT 10'),
   'Limit.*Sort.*Seq Scan', 'top-K plan: Limit over Sort over Seq Scan');
-CREATE FUNCTION pg_temp.analyze_of(query text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE line text; result text := '';
-BEGIN
-  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ' || query LOOP result := result || line || E'\n'; END LOOP;
-  RETURN result;
-END $$;
-SELECT matches(pg_temp.analyze_of('SELECT id FROM big ORDER BY e <-> ''[0,0,0,0]'' LIMIT 10'),
+SELECT matches(pg_temp.plan_of('SELECT id FROM big ORDER BY e <-> ''[0,0,0,0]'' LIMIT 10', 'ANALYZE, COSTS OFF, TIMING OFF'),
                'Sort Method: top-N heapsort', 'top-K sort is a top-N heapsort');
 
 SELECT * FROM finish();
