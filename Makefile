@@ -6,8 +6,8 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 MODULE_big = $(EXTENSION)
 # One concern per file; the install script is assembled from the SQL beside
 # each C file, in this order (later parts may use earlier ones).
-CONCERNS = embedding
-OBJS = src/pg_personalize.o src/distance.o $(patsubst %,src/%.o,$(CONCERNS))
+CONCERNS = embedding evaluation classification
+OBJS = src/pg_personalize.o src/distance.o src/sqlsource.o $(patsubst %,src/%.o,$(CONCERNS))
 SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS))
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql

@@ -1,0 +1,104 @@
+/*
+ * sqlsource.c — a text argument naming a table/view ("shop.orders") or
+ * holding a query ("SELECT ... FROM ...") becomes a FROM item. Relation names
+ * are resolved now, so a missing one is reported as such (42P01); queries are
+ * wrapped as a subquery and checked by the parser when they run.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "nodes/makefuncs.h"
+#include "sqlsource.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/varlena.h"
+
+static bool
+LooksLikeQuery(const char *source)
+{
+	static const char *const starts[] = {"select", "with", "values", "table", "("};
+	const char *p = source;
+
+	while (isspace((unsigned char) *p))
+		p++;
+	for (int i = 0; i < lengthof(starts); i++)
+	{
+		size_t		len = strlen(starts[i]);
+
+		if (pg_strncasecmp(p, starts[i], len) == 0 &&
+			(starts[i][0] == '(' || (!isalnum((unsigned char) p[len]) && p[len] != '_')))
+			return true;
+	}
+	return false;
+}
+
+char *
+SourceAsFromItem(const char *source, const char *alias)
+{
+	List	   *names;
+	RangeVar   *rv;
+	Oid			relid;
+
+	if (source == NULL || source[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source must name a table or view, or be a query")));
+	if (LooksLikeQuery(source))
+		return psprintf("(%s) AS %s", source, quote_identifier(alias));
+
+	names = stringToQualifiedNameList(source);
+	rv = makeRangeVarFromNameList(names);
+	relid = RangeVarGetRelid(rv, NoLock, false);
+	return psprintf("%s AS %s",
+					quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+											   get_rel_name(relid)),
+					quote_identifier(alias));
+}
+
+/* Column names of a table, view or query, in order: lets SQL code adapt to optional columns. */
+PG_FUNCTION_INFO_V1(source_columns);
+Datum
+source_columns(PG_FUNCTION_ARGS)
+{
+	char	   *sql = psprintf("SELECT * FROM %s LIMIT 0",
+							   SourceAsFromItem(text_to_cstring(PG_GETARG_TEXT_PP(0)), "s"));
+	TupleDesc	desc;
+	Datum	   *names;
+	int			n = 0;
+	ArrayType  *result;
+	MemoryContext caller = CurrentMemoryContext;
+
+	SPI_connect();
+	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("source must be a table, a view or a query that returns rows")));
+	desc = SPI_tuptable->tupdesc;
+	names = MemoryContextAlloc(caller, sizeof(Datum) * Max(desc->natts, 1));
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			names[n++] = CStringGetTextDatum(NameStr(TupleDescAttr(desc, i)->attname));
+			MemoryContextSwitchTo(old);
+		}
+	SPI_finish();
+	result = construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
+	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+PG_FUNCTION_INFO_V1(source_from_item);
+Datum
+source_from_item(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(SourceAsFromItem(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+													  text_to_cstring(PG_GETARG_TEXT_PP(1)))));
+}

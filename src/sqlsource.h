@@ -1,0 +1,10 @@
+/*
+ * sqlsource.h — turn a user-given "relation or query" argument into a FROM
+ * item, so functions that read user data run the caller's SQL as the caller.
+ */
+#ifndef PERSONALIZE_SQLSOURCE_H
+#define PERSONALIZE_SQLSOURCE_H
+
+extern char *SourceAsFromItem(const char *source, const char *alias);
+
+#endif
