@@ -309,18 +309,29 @@ RunRanking(text *recommendations, text *truth, int32 k, text *catalog)
 
 	SPI_connect();
 	old = MemoryContextSwitchTo(run->cxt);
-	StreamQuery(run, PHASE_TRUTH,
-				psprintf("SELECT t.user_id::pg_catalog.int8, t.item_id::pg_catalog.int8 FROM %s",
-						 SourceAsFromItem(text_to_cstring(truth), "t")));
-	StreamQuery(run, PHASE_RECOMMENDATIONS,
-				psprintf("SELECT r.user_id::pg_catalog.int8, r.item_id::pg_catalog.int8, r.rank::pg_catalog.int4 FROM %s",
-						 SourceAsFromItem(text_to_cstring(recommendations), "r")));
-	if (catalog != NULL)
 	{
-		run->catalog_items = idmap_create(run->cxt, 1024, NULL);
-		StreamQuery(run, PHASE_CATALOG,
-					psprintf("SELECT c.item_id::pg_catalog.int8 FROM %s",
-							 SourceAsFromItem(text_to_cstring(catalog), "c")));
+		static const char *const truth_columns[] = {"user_id", "item_id"};
+		static const char *const rec_columns[] = {"user_id", "item_id", "rank"};
+		static const char *const catalog_columns[] = {"item_id"};
+		char	   *truth_from = SourceAsFromItem(text_to_cstring(truth), "t");
+		char	   *rec_from = SourceAsFromItem(text_to_cstring(recommendations), "r");
+
+		CheckSourceColumns(truth_from, "truth", truth_columns, 2);
+		CheckSourceColumns(rec_from, "recommendations", rec_columns, 3);
+		StreamQuery(run, PHASE_TRUTH,
+					psprintf("SELECT t.user_id::pg_catalog.int8, t.item_id::pg_catalog.int8 FROM %s", truth_from));
+		StreamQuery(run, PHASE_RECOMMENDATIONS,
+					psprintf("SELECT r.user_id::pg_catalog.int8, r.item_id::pg_catalog.int8, r.rank::pg_catalog.int4 FROM %s",
+							 rec_from));
+		if (catalog != NULL)
+		{
+			char	   *catalog_from = SourceAsFromItem(text_to_cstring(catalog), "c");
+
+			CheckSourceColumns(catalog_from, "catalog", catalog_columns, 1);
+			run->catalog_items = idmap_create(run->cxt, 1024, NULL);
+			StreamQuery(run, PHASE_CATALOG,
+						psprintf("SELECT c.item_id::pg_catalog.int8 FROM %s", catalog_from));
+		}
 	}
 	MemoryContextSwitchTo(old);
 	SPI_finish();

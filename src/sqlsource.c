@@ -102,3 +102,33 @@ source_from_item(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(SourceAsFromItem(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 													  text_to_cstring(PG_GETARG_TEXT_PP(1)))));
 }
+
+/*
+ * Check that a FROM item yields the named columns, so that a missing one is
+ * reported plainly (r.rank would otherwise be read as the function rank(r)).
+ * Call inside SPI.
+ */
+void
+CheckSourceColumns(const char *from_item, const char *what, const char *const *columns, int ncolumns)
+{
+	TupleDesc	desc;
+
+	if (SPI_execute(psprintf("SELECT * FROM %s LIMIT 0", from_item), true, 0) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s must be a table, a view or a query that returns rows", what)));
+	desc = SPI_tuptable->tupdesc;
+	for (int c = 0; c < ncolumns; c++)
+	{
+		bool		found = false;
+
+		for (int i = 0; i < desc->natts && !found; i++)
+			found = !TupleDescAttr(desc, i)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, i)->attname), columns[c]) == 0;
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("%s has no column \"%s\"", what, columns[c])));
+	}
+	SPI_freetuptable(SPI_tuptable);
+}

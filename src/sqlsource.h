@@ -6,5 +6,7 @@
 #define PERSONALIZE_SQLSOURCE_H
 
 extern char *SourceAsFromItem(const char *source, const char *alias);
+extern void CheckSourceColumns(const char *from_item, const char *what,
+							   const char *const *columns, int ncolumns);
 
 #endif
