@@ -6,8 +6,8 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 MODULE_big = $(EXTENSION)
 # One concern per file; the install script is assembled from the SQL beside
 # each C file, in this order (later parts may use earlier ones).
-CONCERNS = embedding model interactions popularity als
-SQL_ONLY_CONCERNS =
+CONCERNS = embedding model interactions popularity itemknn als serving
+SQL_ONLY_CONCERNS = registry
 OBJS = src/pg_personalize.o src/distance.o $(patsubst %,src/%.o,$(CONCERNS))
 SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS) $(SQL_ONLY_CONCERNS))
 

@@ -267,9 +267,9 @@ als_final(PG_FUNCTION_ARGS)
 	st = (InteractionState *) PG_GETARG_POINTER(0);
 	opts = interactions_options(st);
 	options_check_keys(opts, als_options);
-	f = (int) options_get_number(opts, "factors", 64, 1, 1024);
-	reg = (float) options_get_number(opts, "regularization", 0.05, 0, 1e6);
-	alpha = (float) options_get_number(opts, "alpha", 2.0, 0, 1e6);
+	f = (int) options_get_number(opts, "factors", ALS_DEFAULT_FACTORS, 1, 1024);
+	reg = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
+	alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
 	iterations = (int) options_get_number(opts, "iterations", 15, 0, 1000);
 	cg_steps = (int) options_get_number(opts, "cg_steps", 3, 1, 1024);
 	nthreads = (int) options_get_number(opts, "threads", 2, 1, 16);

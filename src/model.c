@@ -5,9 +5,12 @@
  */
 #include "postgres.h"
 
+#include <cblas.h>
 #include <math.h>
 
+#include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
 #include "model.h"
@@ -15,6 +18,7 @@
 #include "utils/float.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 const char *
 model_algorithm_name(int alg)
@@ -558,4 +562,171 @@ topk_sort(TopK *t)
 		t->score[j + 1] = s;
 		t->index[j + 1] = x;
 	}
+}
+
+/* ---------- per-backend cache of active models ---------- */
+
+#define MODEL_CACHE_SIZE 4
+
+static LoadedModel *model_cache = NULL;
+static uint64 model_cache_clock = 0;
+static SPIPlanPtr active_version_plan = NULL;
+static SPIPlanPtr model_value_plan = NULL;
+
+static SPIPlanPtr
+model_cache_plan(SPIPlanPtr *plan, const char *sql)
+{
+	if (*plan == NULL)
+	{
+		Oid			argtypes[2] = {TEXTOID, INT4OID};
+		SPIPlanPtr	p = SPI_prepare(sql, strstr(sql, "$2") ? 2 : 1, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	return *plan;
+}
+
+/* Derived data: id maps, and for ALS the item norms and YᵀY used by fold-in. */
+static void
+model_cache_prepare(LoadedModel *lm)
+{
+	ModelHeader *m = lm->m;
+
+	lm->items = idmap_from_sorted(MODEL_SECTION(m, m->off_item_ids, int64), m->nitems);
+	if (m->off_user_ids)
+		lm->users = idmap_from_sorted(MODEL_SECTION(m, m->off_user_ids, int64), m->nusers);
+	if (m->algorithm == MODEL_ALS)
+	{
+		int			f = m->factors;
+		float	   *Y = MODEL_SECTION(m, m->off_item_factors, float);
+		Jsonb	   *opts = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															  CStringGetDatum(MODEL_SECTION(m, m->off_options, char))));
+
+		lm->item_norms = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(m->nitems, 1));
+		for (int32 i = 0; i < m->nitems; i++)
+			lm->item_norms[i] = sqrtf(vec_dot(f, Y + (Size) i * f, Y + (Size) i * f));
+		lm->gram = palloc(sizeof(float) * f * f);
+		cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, m->nitems, 1.0f, Y, f, 0.0f, lm->gram, f);
+		for (int a = 0; a < f; a++)
+			for (int b = 0; b < a; b++)
+				lm->gram[a * f + b] = lm->gram[b * f + a];
+		lm->regularization = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
+		lm->alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
+	}
+}
+
+/*
+ * The active version of a model, loaded into this backend once per version.
+ * Each call costs one indexed lookup of the active version number; a new
+ * active version (or a dropped model) is seen at the next call. A model
+ * value is read in one snapshot, so serving never sees a half-written one.
+ */
+LoadedModel *
+model_cache_get(text *name_text)
+{
+	char	   *name = text_to_cstring(name_text);
+	Datum		args[2];
+	bool		isnull;
+	int32		version;
+	TimestampTz trained_at;
+	LoadedModel *lm,
+			   *victim = NULL,
+			  **link;
+	int			count = 0;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = PointerGetDatum(name_text);
+	if (SPI_execute_plan(model_cache_plan(&active_version_plan,
+										  "SELECT version, trained_at FROM personalize.models WHERE name = $1 AND active"),
+						 args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "cannot read personalize.models");
+	if (SPI_processed == 0)
+	{
+		bool		exists;
+
+		if (SPI_execute_with_args("SELECT 1 FROM personalize.models WHERE name = $1", 1,
+								  (Oid[]) {TEXTOID}, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "cannot read personalize.models");
+		exists = SPI_processed > 0;
+		if (exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model \"%s\" has no active version", name),
+					 errhint("Activate one with personalize.activate().")));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name)));
+	}
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* a dropped and retrained model reuses version numbers: trained_at tells them apart */
+	trained_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+	for (lm = model_cache; lm; lm = lm->next)
+	{
+		if (strcmp(lm->name, name) == 0 && lm->version == version && lm->trained_at == trained_at)
+		{
+			lm->last_used = ++model_cache_clock;
+			SPI_finish();
+			return lm;
+		}
+	}
+
+	/* load into a context that becomes permanent only once complete */
+	{
+		MemoryContext cxt = AllocSetContextCreate(caller, "personalize model", ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old;
+		Datum		value;
+
+		args[1] = Int32GetDatum(version);
+		if (SPI_execute_plan(model_cache_plan(&model_value_plan,
+											  "SELECT model FROM personalize.models WHERE name = $1 AND version = $2"),
+							 args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "cannot read model \"%s\" version %d", name, version);
+		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		old = MemoryContextSwitchTo(cxt);
+		lm = palloc0(sizeof(LoadedModel));
+		lm->name = pstrdup(name);
+		lm->version = version;
+		lm->trained_at = trained_at;
+		lm->cxt = cxt;
+		lm->m = (ModelHeader *) pg_detoast_datum_copy((struct varlena *) DatumGetPointer(value));
+		model_cache_prepare(lm);
+		MemoryContextSwitchTo(old);
+		MemoryContextSetParent(cxt, TopMemoryContext);
+		lm->last_used = ++model_cache_clock;
+	}
+	SPI_finish();
+
+	/* drop other versions of this model, and the least recently used beyond the limit */
+	link = &model_cache;
+	while (*link)
+	{
+		LoadedModel *e = *link;
+
+		if (strcmp(e->name, name) == 0)
+		{
+			*link = e->next;
+			MemoryContextDelete(e->cxt);
+			continue;
+		}
+		count++;
+		if (victim == NULL || e->last_used < victim->last_used)
+			victim = e;
+		link = &e->next;
+	}
+	if (count >= MODEL_CACHE_SIZE && victim)
+	{
+		for (link = &model_cache; *link != victim; link = &(*link)->next)
+			;
+		*link = victim->next;
+		MemoryContextDelete(victim->cxt);
+	}
+	lm->next = model_cache;
+	model_cache = lm;
+	return lm;
 }

@@ -122,6 +122,36 @@ extern ModelHeader *model_from_interactions(ModelAlgorithm alg, const Interactio
 extern ModelHeader *model_check(Datum d);
 extern const char *model_algorithm_name(int alg);
 
+/* ALS defaults, shared by training and the fold-in of serving. */
+#define ALS_DEFAULT_FACTORS			64
+#define ALS_DEFAULT_REGULARIZATION	0.05
+#define ALS_DEFAULT_ALPHA			2.0
+#define KNN_DEFAULT_NEIGHBORS		100
+
+/*
+ * Per-backend cache of active models, keyed by name and version: the model
+ * value copied once into its own memory context, with the id maps and the
+ * derived data serving needs.
+ */
+typedef struct LoadedModel
+{
+	char	   *name;
+	int32		version;
+	int64		trained_at;		/* TimestampTz of the version */
+	MemoryContext cxt;
+	ModelHeader *m;
+	IdMap	   *users;			/* NULL for popularity */
+	IdMap	   *items;
+	float	   *item_norms;		/* ALS: ‖y_i‖ */
+	float	   *gram;			/* ALS: YᵀY, f x f */
+	float		regularization;
+	float		alpha;
+	uint64		last_used;
+	struct LoadedModel *next;
+} LoadedModel;
+
+extern LoadedModel *model_cache_get(text *name);
+
 /* Options: a jsonb object; unknown keys are an error. */
 extern void options_check_keys(Jsonb *options, const char *const *allowed);
 extern double options_get_number(Jsonb *options, const char *key, double dflt, double min, double max);
