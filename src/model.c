@@ -149,8 +149,8 @@ model_allocate(ModelBuilder *b)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model would take %zu bytes, more than the 1 GB limit of a value", b->size),
 				 errhint("Use fewer factors, fewer neighbors or less data.")));
-	m = MemoryContextAllocHuge(CurrentMemoryContext, b->size);
-	memset(m, 0, sizeof(ModelHeader));
+	/* zeroed: alignment gaps too, so equal models are equal bytes */
+	m = MemoryContextAllocExtended(CurrentMemoryContext, b->size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	memcpy(m, &b->hdr, sizeof(ModelHeader));
 	SET_VARSIZE(m, b->size);
 	return m;
