@@ -1,7 +1,7 @@
 -- als: implicit-feedback alternating least squares with a conjugate-gradient solver.
 
 CREATE FUNCTION personalize.als_final(internal) RETURNS personalize.model
-	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL SAFE;
 
 CREATE AGGREGATE personalize.als_fit(user_id bigint, item_id bigint, weight real, options jsonb) (
 	SFUNC = personalize.interactions_transfn,

@@ -1,7 +1,7 @@
 -- itemknn: item-item cosine neighbours.
 
 CREATE FUNCTION personalize.itemknn_final(internal) RETURNS personalize.model
-	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL SAFE;
 
 CREATE AGGREGATE personalize.itemknn_fit(user_id bigint, item_id bigint, weight real, options jsonb) (
 	SFUNC = personalize.interactions_transfn,

@@ -190,8 +190,13 @@ emit_topk(ReturnSetInfo *rsinfo, LoadedModel *lm, float *scores, const bool *mas
 
 	topk_init(&top, k);
 	for (int32 i = 0; i < lm->m->nitems; i++)
+	{
+		/* once the heap is full, most items lose to its worst entry: skip the call */
+		if (top.n == k && scores[i] < top.score[0])
+			continue;
 		if (mask == NULL || !mask[i])
 			topk_push(&top, scores[i], i);
+	}
 	topk_sort(&top);
 	for (int r = 0; r < top.n; r++)
 	{

@@ -15,17 +15,17 @@ COMMENT ON FUNCTION personalize.recommend_for(text, bigint[], real[], integer) I
 
 CREATE FUNCTION personalize.fold_in(model_name text, items bigint[], weights real[])
 RETURNS real[]
-	AS 'MODULE_PATHNAME', 'fold_in_factors' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+	AS 'MODULE_PATHNAME', 'fold_in_factors' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION personalize.fold_in(text, bigint[], real[]) IS 'ALS user factors solved from these interactions';
 
 CREATE FUNCTION personalize.recommend_all(model_name text, k integer DEFAULT 10)
 RETURNS TABLE (user_id bigint, item_id bigint, score real, rank integer)
-	AS 'MODULE_PATHNAME', 'recommend_all' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED ROWS 100000;
+	AS 'MODULE_PATHNAME', 'recommend_all' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 100000;
 COMMENT ON FUNCTION personalize.recommend_all(text, integer) IS 'top-k unseen items for every user of a model';
 
 CREATE FUNCTION personalize.similar_items(model_name text, item_id bigint, k integer DEFAULT 10)
 RETURNS TABLE (item_id bigint, score real, rank integer)
-	AS 'MODULE_PATHNAME', 'similar_items' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED ROWS 10;
+	AS 'MODULE_PATHNAME', 'similar_items' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION personalize.similar_items(text, bigint, integer) IS 'the k items most similar to an item';
 
 CREATE FUNCTION personalize.score(model_name text, user_id bigint, item_id bigint)
