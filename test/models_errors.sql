@@ -2,7 +2,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(34);
+SELECT plan(35);
 
 CREATE TABLE inter AS SELECT (g % 20)::bigint AS user_id, (g % 13)::bigint AS item_id, 1::real AS weight
 FROM generate_series(1, 200) g;
@@ -49,6 +49,10 @@ SELECT throws_ok($$SELECT * FROM recommend('als', 1)$$, '55000', 'model "als" ha
 -- the model type rejects bad input
 SELECT throws_ok($$SELECT 'abc'::model$$, '22P02', 'invalid input syntax for type model', 'model text without \x');
 SELECT throws_ok($$SELECT ('\x' || repeat('00', 200))::model$$, 'XX001', NULL, 'corrupt model value');
+
+-- pg_dump carries the models: the catalog table is extension configuration
+SELECT ok((SELECT 'personalize.models'::regclass = ANY (extconfig) FROM pg_extension WHERE extname = 'pg_personalize'),
+          'personalize.models is dumped with the data (pg_extension_config_dump)');
 
 SELECT * FROM finish();
 ROLLBACK;
