@@ -66,6 +66,18 @@ pop_get(Datum d)
 {
 	PopState   *st = (PopState *) PG_DETOAST_DATUM(d);
 
+	/*
+	 * A partial state read from a worker's tuple is only int-aligned (bytea);
+	 * the slots hold int64 and double. Our own states are palloc'd (aligned).
+	 */
+	if ((uintptr_t) st % MAXIMUM_ALIGNOF != 0)
+	{
+		PopState   *copy = palloc(VARSIZE(st));
+
+		memcpy(copy, st, VARSIZE(st));
+		st = copy;
+	}
+
 	if (VARSIZE(st) < offsetof(PopState, slot) || st->magic != POP_MAGIC
 		|| VARSIZE(st) != offsetof(PopState, slot) + sizeof(PopSlot) * st->slots)
 		ereport(ERROR,
