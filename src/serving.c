@@ -180,13 +180,35 @@ fold_in(LoadedModel *lm, const int32 *items, const float *weights, int64 n, floa
 
 /* ---------- output ---------- */
 
+/* Rows of a sorted heap: ([user_id,] item_id, score, rank [, reason]). */
+static void
+emit_heap(ReturnSetInfo *rsinfo, LoadedModel *lm, TopK *top, const char *reason, bool with_user, int64 user_id)
+{
+	int64	   *item_ids = MODEL_SECTION(lm->m, lm->m->off_item_ids, int64);
+	text	   *reason_text = reason ? cstring_to_text(reason) : NULL;
+
+	for (int r = 0; r < top->n; r++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		int			c = 0;
+
+		if (with_user)
+			values[c++] = Int64GetDatum(user_id);
+		values[c++] = Int64GetDatum(item_ids[top->index[r]]);
+		values[c++] = Float4GetDatum(top->score[r]);
+		values[c++] = Int32GetDatum(r + 1);
+		if (reason_text)
+			values[c++] = PointerGetDatum(reason_text);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
 static void
 emit_topk(ReturnSetInfo *rsinfo, LoadedModel *lm, float *scores, const bool *mask, int k,
 		  const char *reason, bool with_user, int64 user_id)
 {
 	TopK		top;
-	int64	   *item_ids = MODEL_SECTION(lm->m, lm->m->off_item_ids, int64);
-	text	   *reason_text = reason ? cstring_to_text(reason) : NULL;
 
 	topk_init(&top, k);
 	for (int32 i = 0; i < lm->m->nitems; i++)
@@ -198,21 +220,7 @@ emit_topk(ReturnSetInfo *rsinfo, LoadedModel *lm, float *scores, const bool *mas
 			topk_push(&top, scores[i], i);
 	}
 	topk_sort(&top);
-	for (int r = 0; r < top.n; r++)
-	{
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
-		int			c = 0;
-
-		if (with_user)
-			values[c++] = Int64GetDatum(user_id);
-		values[c++] = Int64GetDatum(item_ids[top.index[r]]);
-		values[c++] = Float4GetDatum(top.score[r]);
-		values[c++] = Int32GetDatum(r + 1);
-		if (reason_text)
-			values[c++] = PointerGetDatum(reason_text);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	emit_heap(rsinfo, lm, &top, reason, with_user, user_id);
 	pfree(top.score);
 	pfree(top.index);
 }
@@ -493,24 +501,66 @@ recommend_all(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(tmp);
 	if (m->algorithm == MODEL_ALS)
 	{
-		/* blocks of users against all items with one sgemm, ~16 MB of scores per block */
-		int32		block = Max(1, Min(256, (4 * 1024 * 1024) / Max(m->nitems, 1)));
-		float	   *scores = MemoryContextAllocHuge(tmp, sizeof(float) * (Size) block * m->nitems);
+		/*
+		 * Tiles of 64 users x 4096 items, one sgemm each, so the scores are
+		 * selected while they are still in cache; one heap per user of the
+		 * block carries over the item tiles. Seen items are marked -Inf in
+		 * the tile (scores are finite) and skipped.
+		 */
+		const int32 ublock = 64,
+					itile = 4096;
+		float	   *scores = palloc(sizeof(float) * ublock * itile);
 		float	   *X = MODEL_SECTION(m, m->off_user_factors, float);
 		float	   *Y = MODEL_SECTION(m, m->off_item_factors, float);
+		int64	   *indptr = MODEL_SECTION(m, m->off_indptr, int64);
+		int32	   *indices = MODEL_SECTION(m, m->off_indices, int32);
+		TopK	   *heaps = palloc(sizeof(TopK) * ublock);
+		int64	   *cursor = palloc(sizeof(int64) * ublock);
 
-		for (int32 u0 = 0; u0 < m->nusers; u0 += block)
+		for (int r = 0; r < ublock; r++)
+			topk_init(&heaps[r], k);
+		for (int32 u0 = 0; u0 < m->nusers; u0 += ublock)
 		{
-			int32		b = Min(block, m->nusers - u0);
+			int32		b = Min(ublock, m->nusers - u0);
 
 			CHECK_FOR_INTERRUPTS();
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, m->nitems, m->factors, 1.0f,
-						X + (Size) u0 * m->factors, m->factors, Y, m->factors, 0.0f, scores, m->nitems);
 			for (int32 r = 0; r < b; r++)
 			{
-				mask_seen(lm, u0 + r, mask);
-				emit_topk(rsinfo, lm, scores + (Size) r * m->nitems, mask, k, NULL, true, user_ids[u0 + r]);
-				memset(mask, 0, sizeof(bool) * m->nitems);
+				heaps[r].n = 0;
+				cursor[r] = indptr[u0 + r];
+			}
+			for (int32 i0 = 0; i0 < m->nitems; i0 += itile)
+			{
+				int32		t = Min(itile, m->nitems - i0);
+
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, t, m->factors, 1.0f,
+							X + (Size) u0 * m->factors, m->factors, Y + (Size) i0 * m->factors, m->factors,
+							0.0f, scores, t);
+				for (int32 r = 0; r < b; r++)
+				{
+					float	   *row = scores + (Size) r * t;
+					TopK	   *top = &heaps[r];
+					int64		end = indptr[u0 + r + 1];
+
+					/* the user's items are ascending: mark those in this tile */
+					while (cursor[r] < end && indices[cursor[r]] < i0 + t)
+					{
+						row[indices[cursor[r]] - i0] = -INFINITY;
+						cursor[r]++;
+					}
+					for (int32 j = 0; j < t; j++)
+					{
+						if (top->n == k && row[j] < top->score[0])
+							continue;
+						if (row[j] != -INFINITY)
+							topk_push(top, row[j], i0 + j);
+					}
+				}
+			}
+			for (int32 r = 0; r < b; r++)
+			{
+				topk_sort(&heaps[r]);
+				emit_heap(rsinfo, lm, &heaps[r], NULL, true, user_ids[u0 + r]);
 			}
 		}
 	}

@@ -3,7 +3,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(9);
+SELECT plan(11);
 
 CREATE TABLE big AS
 SELECT (g % 5000)::bigint AS user_id, ((g::bigint * 7919) % 3000) AS item_id, ((g % 3) + 1)::real AS weight
@@ -56,6 +56,16 @@ SELECT is(train('rls', 'popularity', 'big'), 1, 'analyst trains');
 RESET ROLE;
 SELECT is((SELECT rows FROM models WHERE name = 'rls'), (SELECT count(*) FROM big WHERE user_id < 100),
           'the model saw only the rows the policy allows');
+
+-- recommend_all (tiles of 64 users x 4096 items, sgemm) agrees with recommend (sgemv)
+-- for every user, across tile boundaries of both users and items
+CREATE TABLE wide AS SELECT (g % 150)::bigint AS user_id, ((g::bigint * 7919) % 9000) AS item_id, 1::real AS weight
+FROM generate_series(1, 60000) g;
+SELECT is(train('wide', 'als', 'wide', '{"factors": 16, "iterations": 2}'), 1, 'train a model with 9000 items');
+CREATE TEMP TABLE ra AS SELECT * FROM recommend_all('wide', 5);
+SELECT is((SELECT count(*) FILTER (WHERE r.item_id = a.item_id AND abs(r.score - a.score) < 1e-5)
+           FROM ra a JOIN LATERAL recommend('wide', a.user_id, 5) r ON r.rank = a.rank),
+          150 * 5::bigint, 'recommend_all equals recommend for all 150 users');
 
 SELECT * FROM finish();
 ROLLBACK;
