@@ -6,9 +6,10 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 MODULE_big = $(EXTENSION)
 # One concern per file; the install script is assembled from the SQL beside
 # each C file, in this order (later parts may use earlier ones).
-CONCERNS = embedding evaluation classification
+CONCERNS = embedding evaluation classification model interactions popularity itemknn als serving
+SQL_ONLY_CONCERNS = registry
 OBJS = src/pg_personalize.o src/distance.o src/sqlsource.o $(patsubst %,src/%.o,$(CONCERNS))
-SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS))
+SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS) $(SQL_ONLY_CONCERNS))
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
@@ -34,6 +35,9 @@ include $(PGXS)
 # is safe there; no NaN or Inf reaches them, see CheckEmbeddingElement).
 src/distance.o: override CFLAGS += -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math
 src/distance.bc: override BITCODE_CFLAGS += -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math
+# Training and serving kernels: the same, at -O3 (the CG and scoring loops).
+MODEL_KERNELS = src/als.o src/itemknn.o src/serving.o
+$(MODEL_KERNELS): override CFLAGS += -O3 -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math
 
 $(DATA_built): $(SQL_PARTS) $(EXTENSION).control Makefile
 	( echo '-- complain if script is sourced in psql rather than via CREATE EXTENSION'; \

@@ -1,0 +1,347 @@
+/*
+ * als.c — personalize.als_fit: implicit-feedback alternating least squares
+ * (Hu, Koren & Volinsky 2008) solved with a few conjugate-gradient steps per
+ * row, warm-started from the previous factors (Takács, Pilászy & Tikk 2011).
+ *
+ * For a user u with interactions w_ui the confidence is c_ui = 1 + alpha w_ui
+ * and the preference is 1; unobserved pairs have confidence 1 and preference
+ * 0. Each half-iteration solves, for every row x_u,
+ *
+ *     (YᵀY + λI + Σ_i (c_ui - 1) y_i y_iᵀ) x_u = Σ_i c_ui y_i
+ *
+ * YᵀY is computed once per half-iteration with OpenBLAS (cblas_ssyrk); the
+ * per-row CG touches only that matrix and the row's own interactions.
+ *
+ * Threads: rows are split over `threads` POSIX threads (default 2) that run
+ * plain C on memory allocated beforehand and call no PostgreSQL API; the
+ * backend thread works too and, between chunks, watches InterruptPending. On
+ * an interrupt it stops the others, joins them, and only then calls
+ * CHECK_FOR_INTERRUPTS(). OpenBLAS is called only while no worker runs.
+ * Every row's update depends only on the other side's factors, so results
+ * do not depend on how rows are scheduled: a seed gives one model.
+ */
+#include "postgres.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include "common/pg_prng.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "model.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+static const char *const als_options[] = {
+	"factors", "regularization", "alpha", "iterations", "cg_steps", "seed",
+	"calculate_loss", "threads", NULL
+};
+
+#define ALS_CHUNK 256
+
+typedef struct AlsHalf
+{
+	int			f;
+	int			cg_steps;
+	float		alpha;
+	const float *gram;			/* f x f, full, regularization on the diagonal */
+	const float *other;			/* factors of the other side */
+	float	   *self;			/* factors being solved */
+	const int64 *indptr;
+	const int32 *indices;
+	const float *weights;
+	int32		nrows;
+	volatile int32 next;		/* next chunk start (atomic) */
+	volatile bool stop;
+} AlsHalf;
+
+/* One row: cg_steps of conjugate gradient from the current x. */
+MODEL_KERNEL static void
+als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
+{
+	int			f = h->f;
+	float	   *x = h->self + (Size) row * f;
+	int64		start = h->indptr[row],
+				end = h->indptr[row + 1];
+	float		rsold,
+				rsnew;
+
+	for (int a = 0; a < f; a++)
+		r[a] = -vec_dot(f, h->gram + (Size) a * f, x);
+	for (int64 j = start; j < end; j++)
+	{
+		const float *y = h->other + (Size) h->indices[j] * f;
+		float		c = 1.0f + h->alpha * h->weights[j];
+
+		vec_axpy(f, c - (c - 1.0f) * vec_dot(f, y, x), y, r);
+	}
+	memcpy(p, r, sizeof(float) * f);
+	rsold = vec_dot(f, r, r);
+	if (rsold < 1e-20f)
+		return;
+	for (int it = 0; it < h->cg_steps; it++)
+	{
+		float		step;
+
+		for (int a = 0; a < f; a++)
+			ap[a] = vec_dot(f, h->gram + (Size) a * f, p);
+		for (int64 j = start; j < end; j++)
+		{
+			const float *y = h->other + (Size) h->indices[j] * f;
+			float		c1 = h->alpha * h->weights[j];
+
+			vec_axpy(f, c1 * vec_dot(f, y, p), y, ap);
+		}
+		step = rsold / vec_dot(f, p, ap);
+		vec_axpy(f, step, p, x);
+		vec_axpy(f, -step, ap, r);
+		rsnew = vec_dot(f, r, r);
+		if (rsnew < 1e-20f)
+			break;
+		for (int a = 0; a < f; a++)
+			p[a] = r[a] + (rsnew / rsold) * p[a];
+		rsold = rsnew;
+	}
+}
+
+/* Claim and solve chunks until none is left; returns false when asked to stop. */
+static bool
+als_run_chunks(AlsHalf *h, float *scratch, bool backend)
+{
+	float	   *r = scratch,
+			   *p = scratch + h->f,
+			   *ap = scratch + 2 * h->f;
+
+	for (;;)
+	{
+		int32		start;
+
+		if (h->stop)
+			return false;
+		if (backend && InterruptPending && INTERRUPTS_CAN_BE_PROCESSED())
+		{
+			h->stop = true;
+			return false;
+		}
+		start = __atomic_fetch_add(&h->next, ALS_CHUNK, __ATOMIC_RELAXED);
+		if (start >= h->nrows)
+			return true;
+		for (int32 row = start; row < Min(start + ALS_CHUNK, h->nrows); row++)
+			als_cg_row(h, row, r, p, ap);
+	}
+}
+
+typedef struct AlsWorker
+{
+	AlsHalf    *half;
+	float	   *scratch;
+} AlsWorker;
+
+static void *
+als_worker_main(void *arg)
+{
+	AlsWorker  *w = (AlsWorker *) arg;
+
+	als_run_chunks(w->half, w->scratch, false);
+	return NULL;
+}
+
+/* gram = otherᵀ other + reg I, as a full symmetric matrix. */
+static void
+als_gram(const float *other, int32 n, int f, float reg, float *gram)
+{
+	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, n, 1.0f, other, f, 0.0f, gram, f);
+	for (int a = 0; a < f; a++)
+	{
+		gram[a * f + a] += reg;
+		for (int b = 0; b < a; b++)
+			gram[a * f + b] = gram[b * f + a];
+	}
+}
+
+static void
+als_half(AlsHalf *h, int nthreads, float *scratch)
+{
+	h->next = 0;
+	for (;;)
+	{
+		pthread_t	tid[16];
+		AlsWorker	w[16];
+		int			started = 0;
+		sigset_t	all,
+					old;
+
+		h->stop = false;
+		/* workers must never run a PostgreSQL signal handler */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		for (int t = 1; t < nthreads; t++)
+		{
+			w[t].half = h;
+			w[t].scratch = scratch + (Size) t * 3 * h->f;
+			if (pthread_create(&tid[t], NULL, als_worker_main, &w[t]) != 0)
+				break;
+			started++;
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		als_run_chunks(h, scratch, true);
+		for (int t = 1; t <= started; t++)
+			pthread_join(tid[t], NULL);
+		/* every claimed chunk is finished once the workers are joined */
+		if (h->next >= h->nrows)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Loss as in the paper, divided by the number of cells plus observed pairs:
+ * Σ_all c (p - xᵀy)² + λ(‖X‖² + ‖Y‖²).
+ */
+static double
+als_loss(const Interactions *d, const float *X, const float *Y, int f, float reg, float alpha)
+{
+	float	   *gram = palloc(sizeof(float) * f * f);
+	float	   *tmp = palloc(sizeof(float) * f);
+	double		loss = 0,
+				norms = 0;
+
+	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, d->nitems, 1.0f, Y, f, 0.0f, gram, f);
+	for (int a = 0; a < f; a++)
+		for (int b = 0; b < a; b++)
+			gram[a * f + b] = gram[b * f + a];
+	for (int32 u = 0; u < d->nusers; u++)
+	{
+		const float *x = X + (Size) u * f;
+
+		for (int a = 0; a < f; a++)
+			tmp[a] = vec_dot(f, gram + a * f, x);
+		loss += vec_dot(f, tmp, x);
+		norms += vec_dot(f, x, x);
+		for (int64 j = d->indptr[u]; j < d->indptr[u + 1]; j++)
+		{
+			double		s = vec_dot(f, x, Y + (Size) d->indices[j] * f);
+			double		c = 1.0 + alpha * d->weights[j];
+
+			loss += c * (1 - s) * (1 - s) - s * s;
+		}
+	}
+	for (int32 i = 0; i < d->nitems; i++)
+		norms += vec_dot(f, Y + (Size) i * f, Y + (Size) i * f);
+	pfree(gram);
+	pfree(tmp);
+	return (loss + reg * norms) / ((double) d->nusers * d->nitems + d->nnz);
+}
+
+PG_FUNCTION_INFO_V1(als_final);
+Datum
+als_final(PG_FUNCTION_ARGS)
+{
+	InteractionState *st;
+	Jsonb	   *opts;
+	int			f,
+				iterations,
+				cg_steps,
+				nthreads;
+	float		reg,
+				alpha;
+	bool		want_loss;
+	pg_prng_state rng;
+	Interactions *d;
+	ModelHeader *m;
+	float	   *X,
+			   *Y,
+			   *gram,
+			   *scratch;
+	int64	   *t_indptr;
+	int32	   *t_indices;
+	float	   *t_weights;
+	AlsHalf		users,
+				items;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	st = (InteractionState *) PG_GETARG_POINTER(0);
+	opts = interactions_options(st);
+	options_check_keys(opts, als_options);
+	f = (int) options_get_number(opts, "factors", ALS_DEFAULT_FACTORS, 1, 1024);
+	reg = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
+	alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
+	iterations = (int) options_get_number(opts, "iterations", 15, 0, 1000);
+	cg_steps = (int) options_get_number(opts, "cg_steps", 3, 1, 1024);
+	nthreads = (int) options_get_number(opts, "threads", 2, 1, 16);
+	pg_prng_seed(&rng, (uint64) options_get_number(opts, "seed", 42, 0, 9007199254740991.0));
+	want_loss = options_get_bool(opts, "calculate_loss", false);
+
+	if (st->n == 0)
+		PG_RETURN_NULL();
+	d = interactions_build(st);
+	/* the triples are no longer needed (FINALFUNC_MODIFY = READ_WRITE) */
+	pfree(st->users);
+	pfree(st->items);
+	pfree(st->weights);
+	st->users = st->items = NULL;
+	st->weights = NULL;
+	st->n = st->capacity = 0;
+
+	m = model_from_interactions(MODEL_ALS, d, opts, f, 0, true);
+	X = MODEL_SECTION(m, m->off_user_factors, float);
+	Y = MODEL_SECTION(m, m->off_item_factors, float);
+	/* small positive start, as the common implementations do; users then items */
+	for (Size i = 0; i < (Size) d->nusers * f; i++)
+		X[i] = (float) (pg_prng_double(&rng) * 0.01);
+	for (Size i = 0; i < (Size) d->nitems * f; i++)
+		Y[i] = (float) (pg_prng_double(&rng) * 0.01);
+
+	interactions_transpose(d, &t_indptr, &t_indices, &t_weights);
+	gram = palloc(sizeof(float) * f * f);
+	scratch = palloc(sizeof(float) * 3 * f * nthreads);
+
+	memset(&users, 0, sizeof(users));
+	users.f = f;
+	users.cg_steps = cg_steps;
+	users.alpha = alpha;
+	users.gram = gram;
+	users.other = Y;
+	users.self = X;
+	users.indptr = d->indptr;
+	users.indices = d->indices;
+	users.weights = d->weights;
+	users.nrows = d->nusers;
+	items = users;
+	items.other = X;
+	items.self = Y;
+	items.indptr = t_indptr;
+	items.indices = t_indices;
+	items.weights = t_weights;
+	items.nrows = d->nitems;
+
+	for (int it = 0; it < iterations; it++)
+	{
+		instr_time	start,
+					elapsed;
+
+		INSTR_TIME_SET_CURRENT(start);
+		als_gram(Y, d->nitems, f, reg, gram);
+		als_half(&users, nthreads, scratch);
+		als_gram(X, d->nusers, f, reg, gram);
+		als_half(&items, nthreads, scratch);
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, start);
+		if (want_loss)
+		{
+			m->loss = als_loss(d, X, Y, f, reg, alpha);
+			ereport(NOTICE,
+					(errmsg("als iteration %d of %d: %.3f s, loss %.9g",
+							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed), m->loss)));
+		}
+		else
+			ereport(NOTICE,
+					(errmsg("als iteration %d of %d: %.3f s",
+							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed))));
+	}
+	PG_RETURN_POINTER(m);
+}

@@ -1,0 +1,125 @@
+-- registry: named, versioned models in personalize.models; train, activate, drop.
+
+CREATE TABLE personalize.models (
+	name		text NOT NULL,
+	version		integer NOT NULL CHECK (version > 0),
+	algorithm	text NOT NULL CHECK (algorithm IN ('popularity', 'itemknn', 'als')),
+	options		jsonb NOT NULL DEFAULT '{}',
+	trained_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+	rows		bigint NOT NULL,
+	users		bigint,
+	items		bigint NOT NULL,
+	seconds		double precision NOT NULL,
+	active		boolean NOT NULL DEFAULT false,
+	model		personalize.model NOT NULL,
+	PRIMARY KEY (name, version)
+);
+-- at most one active version per name; serving looks it up by this index
+CREATE UNIQUE INDEX models_active_idx ON personalize.models (name) WHERE active;
+COMMENT ON TABLE personalize.models IS 'trained model versions; the active one of each name is served';
+
+-- pg_dump keeps users' models (the table belongs to the extension)
+SELECT pg_catalog.pg_extension_config_dump('personalize.models', '');
+
+CREATE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- No pinned search_path: the source is the caller's table or query and is
+-- resolved with the caller's path. Every name in the body is qualified.
+AS $$
+DECLARE
+	fit text;
+	relation text;
+	fit_options jsonb;
+	make_active boolean;
+	started timestamptz;
+	trained personalize.model;
+	info jsonb;
+	new_version integer;
+BEGIN
+	IF model_name IS NULL OR algorithm IS NULL OR source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'model_name, algorithm, source and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	fit := CASE algorithm WHEN 'popularity' THEN 'popularity_fit'
+	                      WHEN 'itemknn' THEN 'itemknn_fit'
+	                      WHEN 'als' THEN 'als_fit' END;
+	IF fit IS NULL THEN
+		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023',
+			HINT = 'Use popularity, itemknn or als.';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	IF options ? 'activate' AND pg_catalog.jsonb_typeof(options -> 'activate') <> 'boolean' THEN
+		RAISE EXCEPTION 'option "activate" must be a boolean' USING ERRCODE = '22023';
+	END IF;
+	make_active := coalesce((options ->> 'activate')::boolean, true);
+	fit_options := options - 'activate';
+
+	-- a query runs as a subquery; anything else must name a table or view
+	IF source ~* '^\s*\(?\s*(select|with|values|table)\M' THEN
+		relation := '(' || pg_catalog.regexp_replace(source, ';\s*$', '') || ')';
+	ELSE
+		relation := source::pg_catalog.regclass::pg_catalog.text;
+	END IF;
+
+	-- runs as the caller: privileges and row-level security apply to the source
+	started := pg_catalog.clock_timestamp();
+	EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
+	               fit, relation)
+		INTO trained USING fit_options;
+	IF trained IS NULL THEN
+		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
+			USING ERRCODE = '22023';
+	END IF;
+	info := personalize.model_info(trained);
+
+	-- versions of one name are numbered in commit order
+	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('personalize.models'), pg_catalog.hashtext(model_name));
+	SELECT coalesce(pg_catalog.max(m.version), 0) + 1 INTO new_version FROM personalize.models m WHERE m.name = model_name;
+	IF make_active THEN
+		UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active;
+	END IF;
+	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, model)
+	VALUES (model_name, new_version, algorithm, options, (info ->> 'rows')::pg_catalog.int8, (info ->> 'users')::pg_catalog.int8,
+	        (info ->> 'items')::pg_catalog.int8, pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active, trained);
+	RETURN new_version;
+END
+$$;
+COMMENT ON FUNCTION personalize.train(text, text, text, jsonb) IS 'train a model over (user_id, item_id, weight) rows and store a new version';
+
+CREATE FUNCTION personalize.activate(model_name text, version integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock(hashtext('personalize.models'), hashtext(model_name));
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name) THEN
+		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = '42704';
+	END IF;
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name AND m.version = activate.version) THEN
+		RAISE EXCEPTION 'model "%" has no version %', model_name, activate.version USING ERRCODE = '42704';
+	END IF;
+	UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active AND m.version <> activate.version;
+	UPDATE personalize.models m SET active = true WHERE m.name = model_name AND m.version = activate.version AND NOT m.active;
+END
+$$;
+COMMENT ON FUNCTION personalize.activate(text, integer) IS 'make a version the one served';
+
+CREATE FUNCTION personalize.drop_model(model_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM personalize.models m WHERE m.name = model_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = '42704';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION personalize.drop_model(text) IS 'delete every version of a model';

@@ -1,0 +1,71 @@
+-- Training aggregates run in parallel (Partial Aggregate under Gather) and give
+-- the same model as a serial plan; the registry applies row-level security.
+BEGIN;
+SET search_path = personalize, public;
+SET client_min_messages = warning;
+SELECT plan(11);
+
+CREATE TABLE big AS
+SELECT (g % 5000)::bigint AS user_id, ((g::bigint * 7919) % 3000) AS item_id, ((g % 3) + 1)::real AS weight
+FROM generate_series(1, 300000) g;
+ANALYZE big;
+
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+
+CREATE FUNCTION pg_temp.plan_of(query text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE line text; result text := '';
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ' || query LOOP result := result || line || E'\n'; END LOOP;
+  RETURN result;
+END $$;
+
+SELECT matches(pg_temp.plan_of($$SELECT als_fit(user_id, item_id, weight, '{"factors": 4, "iterations": 1}') FROM big$$),
+               'Finalize Aggregate.*Gather.*Workers Launched: [12].*Partial Aggregate', 'als_fit: Partial Aggregate under Gather, workers launched');
+SELECT matches(pg_temp.plan_of($$SELECT itemknn_fit(user_id, item_id, weight, '{}') FROM big$$),
+               'Gather.*Partial Aggregate', 'itemknn_fit: Partial Aggregate under Gather');
+SELECT matches(pg_temp.plan_of($$SELECT popularity_fit(user_id, item_id, weight, '{}') FROM big$$),
+               'Gather.*Partial Aggregate', 'popularity_fit: Partial Aggregate under Gather');
+SELECT isnt((SELECT typname FROM pg_aggregate a JOIN pg_type t ON t.oid = a.aggtranstype
+             WHERE aggfnoid = 'personalize.popularity_fit'::regproc), 'internal', 'popularity_fit state is a concrete type (Citus)');
+
+CREATE TEMP TABLE par AS SELECT als_fit(user_id, item_id, weight, '{"factors": 8, "iterations": 3}') AS a,
+                               popularity_fit(user_id, item_id, weight, '{}') AS p,
+                               itemknn_fit(user_id, item_id, weight, '{"neighbors": 10}') AS k FROM big;
+SET LOCAL max_parallel_workers_per_gather = 0;
+CREATE TEMP TABLE ser AS SELECT als_fit(user_id, item_id, weight, '{"factors": 8, "iterations": 3}') AS a,
+                               popularity_fit(user_id, item_id, weight, '{}') AS p,
+                               itemknn_fit(user_id, item_id, weight, '{"neighbors": 10}') AS k FROM big;
+-- ids are mapped in ascending order and duplicates summed exactly (small integers),
+-- so the parallel model is the serial model, byte for byte
+SELECT is((SELECT a::text FROM par), (SELECT a::text FROM ser), 'parallel ALS model equals the serial one');
+SELECT is((SELECT p::text FROM par), (SELECT p::text FROM ser), 'parallel popularity model equals the serial one');
+SELECT is((SELECT k::text FROM par), (SELECT k::text FROM ser), 'parallel item-kNN model equals the serial one');
+
+-- train() runs the source as the caller: row-level security applies
+CREATE ROLE pgp_models_analyst;
+GRANT USAGE ON SCHEMA personalize TO pgp_models_analyst;
+GRANT SELECT, INSERT, UPDATE ON personalize.models TO pgp_models_analyst;
+GRANT SELECT ON big TO pgp_models_analyst;
+ALTER TABLE big ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_small_users ON big FOR SELECT TO pgp_models_analyst USING (user_id < 100);
+SET LOCAL ROLE pgp_models_analyst;
+SELECT is(train('rls', 'popularity', 'big'), 1, 'analyst trains');
+RESET ROLE;
+SELECT is((SELECT rows FROM models WHERE name = 'rls'), (SELECT count(*) FROM big WHERE user_id < 100),
+          'the model saw only the rows the policy allows');
+
+-- recommend_all (tiles of 64 users x 4096 items, sgemm) agrees with recommend (sgemv)
+-- for every user, across tile boundaries of both users and items
+CREATE TABLE wide AS SELECT (g % 150)::bigint AS user_id, ((g::bigint * 7919) % 9000) AS item_id, 1::real AS weight
+FROM generate_series(1, 60000) g;
+SELECT is(train('wide', 'als', 'wide', '{"factors": 16, "iterations": 2}'), 1, 'train a model with 9000 items');
+CREATE TEMP TABLE ra AS SELECT * FROM recommend_all('wide', 5);
+SELECT is((SELECT count(*) FILTER (WHERE r.item_id = a.item_id AND abs(r.score - a.score) < 1e-5)
+           FROM ra a JOIN LATERAL recommend('wide', a.user_id, 5) r ON r.rank = a.rank),
+          150 * 5::bigint, 'recommend_all equals recommend for all 150 users');
+
+SELECT * FROM finish();
+ROLLBACK;
