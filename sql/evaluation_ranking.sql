@@ -54,6 +54,13 @@ SELECT pg_temp.close(a.ndcg_at_k, b.ndcg_at_k) AND a.users = b.users AS duplicat
 FROM ranking_metrics('eval_recs', 'SELECT * FROM eval_truth UNION ALL SELECT * FROM eval_truth', 10) a,
      ranking_metrics('eval_recs', 'eval_truth', 10) b;
 
+-- many users (the per-user arrays grow several times): user u likes one item, at rank u % 3 + 1
+SELECT m.users, abs(m.precision_at_k - 1 / 3.0) < 1e-12 AS precision_ok, m.recall_at_k = 1 AS recall_ok,
+       abs(m.mrr_at_k - x.mrr) < 1e-12 AS mrr_ok
+FROM ranking_metrics('SELECT u AS user_id, u * 10 + r AS item_id, r AS rank FROM generate_series(1, 5000) u, generate_series(1, 3) r',
+                     'SELECT u AS user_id, u * 10 + u % 3 + 1 AS item_id FROM generate_series(1, 5000) u', 3) m,
+     (SELECT avg(1.0 / (u % 3 + 1))::float8 AS mrr FROM generate_series(1, 5000) u) x;
+
 -- empty inputs: no users with truth gives NULL averages
 SELECT * FROM ranking_metrics('eval_recs', 'SELECT * FROM eval_truth WHERE false', 10);
 SELECT users, precision_at_k, coverage_at_k FROM ranking_metrics('SELECT * FROM eval_recs WHERE false', 'eval_truth', 10);

@@ -173,7 +173,10 @@ ReceiveRankingRow(TupleTableSlot *slot, DestReceiver *self)
 		pairset_insert(run->truth, key, &found);
 		if (!found)				/* binary relevance: a repeated truth row counts once */
 		{
-			run->truth_count[UserIndex(run, key.user)]++;
+			/* UserIndex may move truth_count: index it only afterwards */
+			int32		user = UserIndex(run, key.user);
+
+			run->truth_count[user]++;
 			idmap_insert(run->truth_items, key.item, &found);
 		}
 	}
