@@ -23,14 +23,16 @@ ANALYZE items;
 SELECT count(*) AS items, (SELECT dims(e) FROM items LIMIT 1) AS dims, pg_size_pretty(pg_total_relation_size('items')) AS size FROM items;
 
 \echo
-\echo '# 3. Customers: 2,000 of them, each bought 5-15 items mostly from one favourite category'
+\echo '# 3. Customers: 3,000 of them, each with 8-30 timestamped purchases over 90 days, mostly in'
+\echo '#    one favourite category, where a few best sellers take most of the sales'
 CREATE TABLE purchases AS
-SELECT u AS customer_id, i.item_id
-FROM generate_series(1, 2000) u,
-     LATERAL (SELECT item_id FROM items
-              WHERE category_id = 1 + (u % 8) OR random() < 0.002
-              ORDER BY random() LIMIT 5 + (u % 11)) i;
-SELECT count(*) AS purchases, count(DISTINCT customer_id) AS customers FROM purchases;
+SELECT u AS customer_id,
+       CASE WHEN random() < 0.97 THEN 8 * (1 + floor(2499 * power(random(), 3))::int) + (u % 8)
+            ELSE 1 + floor(random() * 19999)::int END AS item_id,
+       timestamptz '2026-06-01 00:00+00' + random() * interval '90 days' AS occurred_at
+FROM generate_series(1, 3000) u, LATERAL generate_series(1, 8 + (u * 7919) % 23) n;
+SELECT count(*) AS purchases, count(DISTINCT customer_id) AS customers, count(DISTINCT item_id) AS items_sold
+FROM purchases;
 
 \echo
 \echo '# 4. A taste vector per customer: the average of what they bought (avg(embedding) runs in parallel)'
@@ -64,3 +66,46 @@ SELECT round(avg(hit)::numeric, 3) AS share_in_nearest_category
 FROM (SELECT p.customer_id,
              (i.category_id = (SELECT category_id FROM categories ORDER BY centre <-> t.taste LIMIT 1))::int AS hit
       FROM purchases p JOIN items i USING (item_id) JOIN tastes t USING (customer_id)) s;
+
+\echo
+\echo '# 8. Recommendation models. Split each customer''s history by time: the last 20% is the test'
+CREATE VIEW interactions AS SELECT customer_id AS user_id, item_id, 1::real AS weight, occurred_at FROM purchases;
+CREATE TABLE split AS SELECT * FROM personalize.split_by_user_time('interactions', 0.2, 5);
+SELECT part, count(*) AS interactions, count(DISTINCT user_id) AS customers FROM split GROUP BY part ORDER BY part;
+CREATE VIEW train AS SELECT user_id, item_id, weight FROM split WHERE part = 'train';
+
+\echo
+\echo '# 9. Train three models on the training part (each call stores a version in personalize.models)'
+SELECT personalize.train('shop_popular', 'popularity', 'train') AS popularity_version,
+       personalize.train('shop_itemknn', 'itemknn', 'train', '{"neighbors": 50}') AS itemknn_version,
+       personalize.train('shop_als', 'als', 'train', '{"factors": 32, "iterations": 10}') AS als_version;
+SELECT name, version, algorithm, rows, users, items, round(seconds::numeric, 2) AS seconds, active
+FROM personalize.models ORDER BY name;
+
+\echo
+\echo '# 10. Offline evaluation at 10 on the test part: each model recommends for every test customer'
+CREATE TABLE test_customers AS SELECT DISTINCT user_id FROM split WHERE part = 'test';
+CREATE TABLE seen AS SELECT user_id, array_agg(item_id) AS items FROM train GROUP BY user_id;
+CREATE TABLE demo_recs AS
+SELECT m.model, t.user_id, r.item_id, r.rank
+FROM test_customers t JOIN seen USING (user_id)
+CROSS JOIN (VALUES ('shop_popular'), ('shop_itemknn'), ('shop_als')) m(model),
+LATERAL personalize.recommend(m.model, t.user_id, 10, exclude => seen.items) r;
+SELECT m.model, e.users, round(e.precision_at_k::numeric, 4) AS precision_at_10,
+       round(e.recall_at_k::numeric, 4) AS recall_at_10, round(e.ndcg_at_k::numeric, 4) AS ndcg_at_10,
+       round(e.coverage_at_k::numeric, 3) AS coverage
+FROM (VALUES ('shop_popular'), ('shop_itemknn'), ('shop_als')) m(model),
+LATERAL personalize.ranking_metrics(
+  format('SELECT user_id, item_id, rank FROM demo_recs WHERE model = %L', m.model),
+  'SELECT user_id, item_id FROM split WHERE part = ''test''', 10) e;
+
+\echo
+\echo '# 11. Customer 42 side by side, and a brand-new visitor served by fold-in (no retraining)'
+SELECT rank, p.item_id AS popular, k.item_id AS itemknn, a.item_id AS als, round(a.score::numeric, 3) AS als_score
+FROM personalize.recommend('shop_popular', 42, 5) p
+JOIN personalize.recommend('shop_itemknn', 42, 5) k USING (rank)
+JOIN personalize.recommend('shop_als', 42, 5) a USING (rank);
+SELECT r.rank, r.item_id, c.name AS category, r.reason
+FROM personalize.recommend_for('shop_als', ARRAY[11, 19, 27, 35]::bigint[], k => 5) r
+JOIN items i ON i.item_id = r.item_id JOIN categories c USING (category_id)
+ORDER BY r.rank;
