@@ -23,6 +23,7 @@
 #include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 
 #define RANKING_MAX_K 10000
 
@@ -38,7 +39,15 @@ Mix64(uint64 x)
 	return (uint32) x;
 }
 
-/* (user, item) pairs: the truth set, and the recommendations seen so far */
+/*
+ * (user, item) pairs of the truth and of the recommendations, in one table:
+ * each recommendation costs one probe, which both finds a hit and catches a
+ * repeated item. At tens of millions of rows every probe is a cache (and TLB)
+ * miss, so the number of probes per row is what sets the speed.
+ */
+#define PAIR_IN_TRUTH 1
+#define PAIR_RECOMMENDED 2
+
 typedef struct PairKey
 {
 	int64		user;
@@ -48,6 +57,8 @@ typedef struct PairKey
 typedef struct PairEntry
 {
 	PairKey		key;
+	uint32		hash;
+	uint8		flags;
 	char		status;
 } PairEntry;
 
@@ -57,6 +68,9 @@ typedef struct PairEntry
 #define SH_KEY key
 #define SH_HASH_KEY(tb, k) Mix64((uint64) (k).user * UINT64CONST(0x9e3779b97f4a7c15) ^ (uint64) (k).item)
 #define SH_EQUAL(tb, a, b) ((a).user == (b).user && (a).item == (b).item)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_FILLFACTOR (0.75)
 #define SH_SCOPE static inline
 #define SH_DECLARE
 #define SH_DEFINE
@@ -76,6 +90,7 @@ typedef struct IdEntry
 #define SH_KEY id
 #define SH_HASH_KEY(tb, k) Mix64((uint64) (k))
 #define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_FILLFACTOR (0.5)		/* short probes: item sets are probed on every row */
 #define SH_SCOPE static inline
 #define SH_DECLARE
 #define SH_DEFINE
@@ -86,9 +101,10 @@ typedef struct RankingRun
 	MemoryContext cxt;
 	int			k;
 	int			words;			/* uint64 words per user bitmap */
-	pairset_hash *truth;
-	pairset_hash *recommended;
+	pairset_hash *pairs;
 	idmap_hash *users;
+	int64		last_user;		/* rows usually come grouped by user: skip the lookup */
+	int32		last_index;
 	idmap_hash *truth_items;
 	idmap_hash *recommended_items;
 	idmap_hash *catalog_items;
@@ -119,7 +135,11 @@ static int32
 UserIndex(RankingRun *run, int64 user)
 {
 	bool		found;
-	IdEntry    *entry = idmap_insert(run->users, user, &found);
+	IdEntry    *entry;
+
+	if (user == run->last_user && run->last_index >= 0)
+		return run->last_index;
+	entry = idmap_insert(run->users, user, &found);
 
 	if (!found)
 	{
@@ -139,6 +159,8 @@ UserIndex(RankingRun *run, int64 user)
 		memset(run->rec_bits + (Size) entry->index * run->words, 0, sizeof(uint64) * run->words);
 		memset(run->hit_bits + (Size) entry->index * run->words, 0, sizeof(uint64) * run->words);
 	}
+	run->last_user = user;
+	run->last_index = entry->index;
 	return entry->index;
 }
 
@@ -165,12 +187,14 @@ ReceiveRankingRow(TupleTableSlot *slot, DestReceiver *self)
 	if (receiver->phase == PHASE_TRUTH)
 	{
 		PairKey		key;
+		PairEntry  *pair;
 
 		NotNull(slot, 0, "truth", "user_id");
 		NotNull(slot, 1, "truth", "item_id");
 		key.user = DatumGetInt64(slot->tts_values[0]);
 		key.item = DatumGetInt64(slot->tts_values[1]);
-		pairset_insert(run->truth, key, &found);
+		pair = pairset_insert(run->pairs, key, &found);
+		pair->flags = PAIR_IN_TRUTH;
 		if (!found)				/* binary relevance: a repeated truth row counts once */
 		{
 			/* UserIndex may move truth_count: index it only afterwards */
@@ -183,6 +207,7 @@ ReceiveRankingRow(TupleTableSlot *slot, DestReceiver *self)
 	else if (receiver->phase == PHASE_RECOMMENDATIONS)
 	{
 		PairKey		key;
+		PairEntry  *pair;
 		int32		rank;
 		int32		user;
 		uint64		bit;
@@ -210,14 +235,17 @@ ReceiveRankingRow(TupleTableSlot *slot, DestReceiver *self)
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("rank %d appears twice in the recommendations for user %lld",
 							rank, (long long) key.user)));
-		pairset_insert(run->recommended, key, &found);
-		if (found)
+		pair = pairset_insert(run->pairs, key, &found);
+		if (!found)
+			pair->flags = 0;
+		if (pair->flags & PAIR_RECOMMENDED)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("item %lld is recommended twice to user %lld",
 							(long long) key.item, (long long) key.user)));
+		pair->flags |= PAIR_RECOMMENDED;
 		run->rec_bits[word] |= bit;
-		if (pairset_lookup(run->truth, key) != NULL)
+		if (pair->flags & PAIR_IN_TRUTH)
 			run->hit_bits[word] |= bit;
 		idmap_insert(run->recommended_items, key.item, &found);
 	}
@@ -242,6 +270,30 @@ ReceiverShutdown(DestReceiver *self)
 static void
 ReceiverDestroy(DestReceiver *self)
 {
+}
+
+/* The planner's row estimate for a query: sizes the hash table once, not by doubling. */
+static double
+EstimatedRows(const char *sql)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+	CachedPlan *cplan;
+	double		rows = 0;
+
+	if (plan == NULL)
+		return 0;				/* the query itself will report the error */
+	cplan = SPI_plan_get_cached_plan(plan);
+	if (cplan != NULL && list_length(cplan->stmt_list) == 1)
+	{
+		PlannedStmt *stmt = linitial_node(PlannedStmt, cplan->stmt_list);
+
+		if (stmt->planTree != NULL)
+			rows = stmt->planTree->plan_rows;
+	}
+	if (cplan != NULL)
+		ReleaseCachedPlan(cplan, NULL);	/* an unsaved plan is not owned by a resource owner */
+	SPI_freeplan(plan);
+	return rows;
 }
 
 static void
@@ -299,9 +351,9 @@ RunRanking(text *recommendations, text *truth, int32 k, text *catalog)
 	run->k = k;
 	run->words = (k + 63) / 64;
 	run->capacity = 1024;
-	run->truth = pairset_create(run->cxt, 1024, NULL);
-	run->recommended = pairset_create(run->cxt, 1024, NULL);
+	run->pairs = pairset_create(run->cxt, 1024, NULL);
 	run->users = idmap_create(run->cxt, 1024, NULL);
+	run->last_index = -1;
 	run->truth_items = idmap_create(run->cxt, 1024, NULL);
 	run->recommended_items = idmap_create(run->cxt, 1024, NULL);
 	run->user_ids = MemoryContextAllocHuge(run->cxt, sizeof(int64) * run->capacity);
@@ -319,13 +371,34 @@ RunRanking(text *recommendations, text *truth, int32 k, text *catalog)
 		char	   *truth_from = SourceAsFromItem(text_to_cstring(truth), "t");
 		char	   *rec_from = SourceAsFromItem(text_to_cstring(recommendations), "r");
 
+		char	   *truth_sql;
+		char	   *rec_sql;
+		double		expected_pairs;
+
 		CheckSourceColumns(truth_from, "truth", truth_columns, 2);
 		CheckSourceColumns(rec_from, "recommendations", rec_columns, 3);
-		StreamQuery(run, PHASE_TRUTH,
-					psprintf("SELECT t.user_id::pg_catalog.int8, t.item_id::pg_catalog.int8 FROM %s", truth_from));
-		StreamQuery(run, PHASE_RECOMMENDATIONS,
-					psprintf("SELECT r.user_id::pg_catalog.int8, r.item_id::pg_catalog.int8, r.rank::pg_catalog.int4 FROM %s",
-							 rec_from));
+		truth_sql = psprintf("SELECT t.user_id::pg_catalog.int8, t.item_id::pg_catalog.int8 FROM %s", truth_from);
+		rec_sql = psprintf("SELECT r.user_id::pg_catalog.int8, r.item_id::pg_catalog.int8, r.rank::pg_catalog.int4 FROM %s",
+						   rec_from);
+
+		/*
+		 * Size the pair table for both inputs at once: growing by doubling
+		 * would fault in fresh memory a dozen times. Recommendations beyond
+		 * rank k are not stored, hence the cap. A wrong estimate only costs
+		 * a resize.
+		 */
+		expected_pairs = EstimatedRows(truth_sql) + EstimatedRows(rec_sql);
+		expected_pairs = Min(expected_pairs, (double) (PG_INT32_MAX / 4));
+		if (expected_pairs > 1024)
+		{
+			MemoryContext saved = MemoryContextSwitchTo(run->cxt);
+
+			pairset_destroy(run->pairs);
+			run->pairs = pairset_create(run->cxt, (uint32) expected_pairs, NULL);
+			MemoryContextSwitchTo(saved);
+		}
+		StreamQuery(run, PHASE_TRUTH, truth_sql);
+		StreamQuery(run, PHASE_RECOMMENDATIONS, rec_sql);
 		if (catalog != NULL)
 		{
 			char	   *catalog_from = SourceAsFromItem(text_to_cstring(catalog), "c");
