@@ -531,12 +531,9 @@ solve_tail(pz_tail_fn tail, pz_logpdf_fn logpdf, double df, double target,
 			hi = x;
 			if (lo > 0.0)
 				break;
-			x = (x > 1e-150) ? x * fmin(0.5, x) : x * 1e-10;
 			if (x < 1e-300)
-			{
-				lo = fmin(1e-300, 0.5 * hi);
-				break;
-			}
+				return 0.0;		/* the root underflows double precision */
+			x = (x > 1e-150) ? x * fmin(0.5, x) : fmax(x * 1e-10, 1e-301);
 		}
 	}
 	x = (lo > 0.0 && hi > 0.0) ? sqrt(lo) * sqrt(hi) : x;
@@ -902,15 +899,20 @@ check_confidence(double confidence)
 /* ---------------------------------------------------------------------------
  * Moment aggregates: float8[] states so that partial aggregation can be pushed
  * down (Citus refuses internal states). Sums of squares are kept centred
- * (Youngs-Cramer), as PostgreSQL's own float8_accum does, so that large means
- * do not cancel the variance.
+ * (Youngs-Cramer, as PostgreSQL's float8_accum), and plain sums are compensated
+ * (Neumaier), so that a large mean neither cancels the variance nor blurs a
+ * small difference between arms.
  *
  *   moments(v):        {N, Sv, Svv, count of values other than 0 and 1}
  *   comoments(y, x):   {N, Sy, Sx, Syy, Sxx, Sxy, count of y other than 0 and 1}
+ * The transition states carry the compensation terms after these elements
+ * (5 and 9 elements); the final functions fold them in.
  * ------------------------------------------------------------------------- */
 
 #define PZ_MOMENTS_LEN 4
 #define PZ_COMOMENTS_LEN 7
+#define PZ_MOMENTS_STATE 5
+#define PZ_COMOMENTS_STATE 9
 
 static double *
 state_values(ArrayType *a, int expected, const char *what)
@@ -927,7 +929,7 @@ state_values(ArrayType *a, int expected, const char *what)
 static ArrayType *
 state_array(const double *values, int n)
 {
-	Datum		d[PZ_COMOMENTS_LEN];
+	Datum		d[PZ_COMOMENTS_STATE];
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -953,20 +955,33 @@ state_for_update(FunctionCallInfo fcinfo, int argno)
 	return PG_GETARG_ARRAYTYPE_P_COPY(argno);
 }
 
+/* Neumaier's compensated addition: *sum + *comp carries the exact running total closely */
+static inline void
+compensated_add(double *sum, double *comp, double v)
+{
+	double		t = *sum + v;
+
+	if (fabs(*sum) >= fabs(v))
+		*comp += (*sum - t) + v;
+	else
+		*comp += (v - t) + *sum;
+	*sum = t;
+}
+
 PG_FUNCTION_INFO_V1(pz_moments_accum);
 Datum
 pz_moments_accum(PG_FUNCTION_ARGS)
 {
 	ArrayType  *a = state_for_update(fcinfo, 0);
-	double	   *s = state_values(a, PZ_MOMENTS_LEN, "moments");
+	double	   *s = state_values(a, PZ_MOMENTS_STATE, "moments");
 	double		v = PG_GETARG_FLOAT8(1),
 				n = s[0] + 1.0;
 
 	check_finite_value(v);
-	s[1] += v;
+	compensated_add(&s[1], &s[4], v);
 	if (s[0] > 0.0)
 	{
-		double		tmp = v * n - s[1];
+		double		tmp = v * n - (s[1] + s[4]);
 
 		s[2] += tmp * tmp / (s[0] * n);
 	}
@@ -978,25 +993,32 @@ pz_moments_accum(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(a);
 }
 
+/* merge s2 into s1; 'compensated': both carry compensation terms (transition states) */
 static void
-moments_merge(double *s1, const double *s2)
+moments_merge(double *s1, const double *s2, bool compensated)
 {
-	double		n = s1[0] + s2[0];
+	double		n = s1[0] + s2[0],
+				sum1 = s1[1] + (compensated ? s1[4] : 0.0),
+				sum2 = s2[1] + (compensated ? s2[4] : 0.0),
+				tmp;
 
 	if (s2[0] == 0.0)
 		return;
 	if (s1[0] == 0.0)
 	{
-		memcpy(s1, s2, sizeof(double) * PZ_MOMENTS_LEN);
+		memcpy(s1, s2, sizeof(double) * (compensated ? PZ_MOMENTS_STATE : PZ_MOMENTS_LEN));
 		return;
 	}
-	{
-		double		tmp = s1[1] / s1[0] - s2[1] / s2[0];
-
-		s1[2] += s2[2] + s1[0] * s2[0] * tmp * tmp / n;
-	}
+	tmp = sum1 / s1[0] - sum2 / s2[0];
+	s1[2] += s2[2] + s1[0] * s2[0] * tmp * tmp / n;
 	s1[0] = n;
-	s1[1] += s2[1];
+	if (compensated)
+	{
+		compensated_add(&s1[1], &s1[4], s2[1]);
+		s1[4] += s2[4];
+	}
+	else
+		s1[1] += s2[1];
 	s1[3] += s2[3];
 }
 
@@ -1005,11 +1027,21 @@ Datum
 pz_moments_combine(PG_FUNCTION_ARGS)
 {
 	ArrayType  *a = state_for_update(fcinfo, 0);
-	double	   *s1 = state_values(a, PZ_MOMENTS_LEN, "moments");
-	double	   *s2 = state_values(PG_GETARG_ARRAYTYPE_P(1), PZ_MOMENTS_LEN, "moments");
+	double	   *s1 = state_values(a, PZ_MOMENTS_STATE, "moments");
+	double	   *s2 = state_values(PG_GETARG_ARRAYTYPE_P(1), PZ_MOMENTS_STATE, "moments");
 
-	moments_merge(s1, s2);
+	moments_merge(s1, s2, true);
 	PG_RETURN_ARRAYTYPE_P(a);
+}
+
+PG_FUNCTION_INFO_V1(pz_moments_final);
+Datum
+pz_moments_final(PG_FUNCTION_ARGS)
+{
+	double	   *s = state_values(PG_GETARG_ARRAYTYPE_P(0), PZ_MOMENTS_STATE, "moments");
+	double		out[PZ_MOMENTS_LEN] = {s[0], s[1] + s[4], s[2], s[3]};
+
+	PG_RETURN_ARRAYTYPE_P(state_array(out, PZ_MOMENTS_LEN));
 }
 
 PG_FUNCTION_INFO_V1(pz_comoments_accum);
@@ -1017,19 +1049,19 @@ Datum
 pz_comoments_accum(PG_FUNCTION_ARGS)
 {
 	ArrayType  *a = state_for_update(fcinfo, 0);
-	double	   *s = state_values(a, PZ_COMOMENTS_LEN, "comoments");
+	double	   *s = state_values(a, PZ_COMOMENTS_STATE, "comoments");
 	double		y = PG_GETARG_FLOAT8(1),
 				x = PG_GETARG_FLOAT8(2),
 				n = s[0] + 1.0;
 
 	check_finite_value(y);
 	check_finite_value(x);
-	s[1] += y;
-	s[2] += x;
+	compensated_add(&s[1], &s[7], y);
+	compensated_add(&s[2], &s[8], x);
 	if (s[0] > 0.0)
 	{
-		double		ty = y * n - s[1],
-					tx = x * n - s[2],
+		double		ty = y * n - (s[1] + s[7]),
+					tx = x * n - (s[2] + s[8]),
 					scale = 1.0 / (s[0] * n);
 
 		s[3] += ty * ty * scale;
@@ -1045,7 +1077,7 @@ pz_comoments_accum(PG_FUNCTION_ARGS)
 }
 
 static void
-comoments_merge(double *s1, const double *s2)
+comoments_merge(double *s1, const double *s2, bool compensated)
 {
 	double		n = s1[0] + s2[0];
 
@@ -1053,12 +1085,16 @@ comoments_merge(double *s1, const double *s2)
 		return;
 	if (s1[0] == 0.0)
 	{
-		memcpy(s1, s2, sizeof(double) * PZ_COMOMENTS_LEN);
+		memcpy(s1, s2, sizeof(double) * (compensated ? PZ_COMOMENTS_STATE : PZ_COMOMENTS_LEN));
 		return;
 	}
 	{
-		double		dy = s1[1] / s1[0] - s2[1] / s2[0],
-					dx = s1[2] / s1[0] - s2[2] / s2[0],
+		double		y1 = s1[1] + (compensated ? s1[7] : 0.0),
+					x1 = s1[2] + (compensated ? s1[8] : 0.0),
+					y2 = s2[1] + (compensated ? s2[7] : 0.0),
+					x2 = s2[2] + (compensated ? s2[8] : 0.0),
+					dy = y1 / s1[0] - y2 / s2[0],
+					dx = x1 / s1[0] - x2 / s2[0],
 					w = s1[0] * s2[0] / n;
 
 		s1[3] += s2[3] + w * dy * dy;
@@ -1066,8 +1102,18 @@ comoments_merge(double *s1, const double *s2)
 		s1[5] += s2[5] + w * dx * dy;
 	}
 	s1[0] = n;
-	s1[1] += s2[1];
-	s1[2] += s2[2];
+	if (compensated)
+	{
+		compensated_add(&s1[1], &s1[7], s2[1]);
+		compensated_add(&s1[2], &s1[8], s2[2]);
+		s1[7] += s2[7];
+		s1[8] += s2[8];
+	}
+	else
+	{
+		s1[1] += s2[1];
+		s1[2] += s2[2];
+	}
 	s1[6] += s2[6];
 }
 
@@ -1076,11 +1122,21 @@ Datum
 pz_comoments_combine(PG_FUNCTION_ARGS)
 {
 	ArrayType  *a = state_for_update(fcinfo, 0);
-	double	   *s1 = state_values(a, PZ_COMOMENTS_LEN, "comoments");
-	double	   *s2 = state_values(PG_GETARG_ARRAYTYPE_P(1), PZ_COMOMENTS_LEN, "comoments");
+	double	   *s1 = state_values(a, PZ_COMOMENTS_STATE, "comoments");
+	double	   *s2 = state_values(PG_GETARG_ARRAYTYPE_P(1), PZ_COMOMENTS_STATE, "comoments");
 
-	comoments_merge(s1, s2);
+	comoments_merge(s1, s2, true);
 	PG_RETURN_ARRAYTYPE_P(a);
+}
+
+PG_FUNCTION_INFO_V1(pz_comoments_final);
+Datum
+pz_comoments_final(PG_FUNCTION_ARGS)
+{
+	double	   *s = state_values(PG_GETARG_ARRAYTYPE_P(0), PZ_COMOMENTS_STATE, "comoments");
+	double		out[PZ_COMOMENTS_LEN] = {s[0], s[1] + s[7], s[2] + s[8], s[3], s[4], s[5], s[6]};
+
+	PG_RETURN_ARRAYTYPE_P(state_array(out, PZ_COMOMENTS_LEN));
 }
 
 /*
@@ -1113,9 +1169,9 @@ pz_moments_pad(PG_FUNCTION_ARGS)
 				 errmsg("cannot pad %g observations to %g", s[0], n)));
 	zeros[0] = n - s[0];
 	if (len == PZ_MOMENTS_LEN)
-		moments_merge(s, zeros);
+		moments_merge(s, zeros, false);
 	else
-		comoments_merge(s, zeros);
+		comoments_merge(s, zeros, false);
 	PG_RETURN_ARRAYTYPE_P(state_array(s, len));
 }
 

@@ -58,11 +58,14 @@ CREATE FUNCTION personalize.moments_accum(double precision[], double precision) 
 	AS 'MODULE_PATHNAME', 'pz_moments_accum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION personalize.moments_combine(double precision[], double precision[]) RETURNS double precision[]
 	AS 'MODULE_PATHNAME', 'pz_moments_combine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION personalize.moments_final(double precision[]) RETURNS double precision[]
+	AS 'MODULE_PATHNAME', 'pz_moments_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE AGGREGATE personalize.moments(double precision) (
 	SFUNC = personalize.moments_accum,
 	STYPE = double precision[],
+	FINALFUNC = personalize.moments_final,
 	COMBINEFUNC = personalize.moments_combine,
-	INITCOND = '{0,0,0,0}',
+	INITCOND = '{0,0,0,0,0}',
 	PARALLEL = SAFE
 );
 CREATE FUNCTION personalize.comoments_accum(double precision[], double precision, double precision)
@@ -70,11 +73,14 @@ CREATE FUNCTION personalize.comoments_accum(double precision[], double precision
 	AS 'MODULE_PATHNAME', 'pz_comoments_accum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION personalize.comoments_combine(double precision[], double precision[]) RETURNS double precision[]
 	AS 'MODULE_PATHNAME', 'pz_comoments_combine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION personalize.comoments_final(double precision[]) RETURNS double precision[]
+	AS 'MODULE_PATHNAME', 'pz_comoments_final' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE AGGREGATE personalize.comoments(y double precision, x double precision) (
 	SFUNC = personalize.comoments_accum,
 	STYPE = double precision[],
+	FINALFUNC = personalize.comoments_final,
 	COMBINEFUNC = personalize.comoments_combine,
-	INITCOND = '{0,0,0,0,0,0,0}',
+	INITCOND = '{0,0,0,0,0,0,0,0,0}',
 	PARALLEL = SAFE
 );
 CREATE FUNCTION personalize.moments_pad(state double precision[], n double precision) RETURNS double precision[]
