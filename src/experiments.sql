@@ -255,23 +255,33 @@ WITH arm_units AS (
 	SELECT a.experiment, a.arm, count(*) AS n
 	FROM personalize.assignments a
 	GROUP BY a.experiment, a.arm
-), unit_values AS (
-	SELECT o.experiment, o.metric, o.unit_id, sum(o.value) AS value
-	FROM personalize.outcomes o
-	GROUP BY o.experiment, o.metric, o.unit_id
 ), observed AS (
-	SELECT a.experiment, v.metric, a.arm, personalize.moments(v.value) AS m
-	FROM unit_values v
-	JOIN personalize.assignments a ON a.experiment = v.experiment AND a.unit_id = v.unit_id
-	GROUP BY a.experiment, v.metric, a.arm
+	-- unit totals per metric (several rows of a unit are summed) joined to the unit's arm; the join
+	-- comes first so that it can run as a parallel hash join
+	SELECT u.experiment, u.metric, u.arm, personalize.moments(u.value) AS m
+	FROM (SELECT a.experiment, o.metric, a.arm, o.unit_id, sum(o.value) AS value
+	      FROM personalize.outcomes o
+	      JOIN personalize.assignments a ON a.experiment = o.experiment AND a.unit_id = o.unit_id
+	      GROUP BY a.experiment, o.metric, a.arm, o.unit_id) u
+	GROUP BY u.experiment, u.metric, u.arm
+), per_metric AS (
+	-- one row per experiment and metric, the arms' states side by side, so that the aggregation
+	-- above is referenced once (and runs in parallel, with the caller's filters pushed down)
+	SELECT ob.experiment, ob.metric, array_agg(ob.arm) AS arms,
+	       array_agg(ob.m[1]) AS n, array_agg(ob.m[2]) AS s, array_agg(ob.m[3]) AS ss, array_agg(ob.m[4]) AS nb
+	FROM observed ob
+	GROUP BY ob.experiment, ob.metric
 ), cells AS (
-	SELECT e.name AS experiment, mt.metric, ea.arm, ea.position, ea.arm = e.control AS is_control,
-	       e.confidence, personalize.moments_pad(ob.m, coalesce(au.n, 0)) AS m
+	SELECT e.name AS experiment, pm.metric, ea.arm, ea.position, ea.arm = e.control AS is_control,
+	       e.confidence,
+	       personalize.moments_pad(
+	           CASE WHEN i.i IS NOT NULL THEN ARRAY[pm.n[i.i], pm.s[i.i], pm.ss[i.i], pm.nb[i.i]] END,
+	           coalesce(au.n, 0)) AS m
 	FROM personalize.experiments e
 	JOIN personalize.experiment_arms ea ON ea.experiment = e.name
-	JOIN (SELECT DISTINCT observed.experiment, observed.metric FROM observed) mt ON mt.experiment = e.name
+	JOIN per_metric pm ON pm.experiment = e.name
+	CROSS JOIN LATERAL (SELECT pg_catalog.array_position(pm.arms, ea.arm) AS i) i
 	LEFT JOIN arm_units au ON au.experiment = e.name AND au.arm = ea.arm
-	LEFT JOIN observed ob ON ob.experiment = e.name AND ob.metric = mt.metric AND ob.arm = ea.arm
 ), kinds AS (
 	SELECT c.*,
 	       bool_and(c.m[4] = 0) OVER (PARTITION BY c.experiment, c.metric) AS proportion,
