@@ -21,6 +21,7 @@ psql -c "ALTER SYSTEM SET max_parallel_workers_per_gather = 2" -c "ALTER SYSTEM 
 # one session for loading and measuring: the module is loaded once
 out=$(psql -At <<SQL
 CREATE EXTENSION pg_personalize;
+SELECT personalize.norm_cdf(0) IS NOT NULL;  -- load the module into this session now
 SELECT personalize.create_experiment('bench', '{control,popularity,hybrid}') IS NOT NULL;
 \\timing on
 -- plain INSERT, foreign keys checked

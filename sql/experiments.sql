@@ -61,6 +61,12 @@ CROSS JOIN LATERAL segment_effects('gen', m.metric, 'SELECT unit_id, channel FRO
 JOIN seg_expected e ON e.metric = m.metric AND e.segment IS NOT DISTINCT FROM s.segment AND e.arm = s.arm
 GROUP BY m.metric ORDER BY m.metric;
 SELECT segment, arm, is_control, n, test FROM segment_effects('gen', 'conversion', 'segments') WHERE arm = 'pop';
+-- names in the analyst's query resolve through the caller's search_path (here a table in public)
+CREATE TABLE public.segments_public AS SELECT * FROM segments;
+SELECT count(*) AS rows, current_setting('search_path') AS search_path_after
+FROM segment_effects('gen', 'conversion', 'SELECT unit_id, channel FROM segments_public');
+SELECT count(*) AS rows FROM segment_effects('gen', 'conversion', 'segments_public');
+DROP TABLE public.segments_public;
 
 -- CUPED with the pre-period covariate, a relation of (unit_id, value)
 CREATE TEMP TABLE cuped_expected (arm text, n bigint, mean float8, mean_adjusted float8, stddev float8,

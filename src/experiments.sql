@@ -358,21 +358,21 @@ COMMENT ON VIEW personalize.experiment_health IS 'Per experiment: units per arm,
 
 -- A query (SELECT/WITH/VALUES/TABLE ...) or the name of a table or view whose first two
 -- columns are (unit_id, <something>), as a FROM item; used by segment_effects and cuped_results.
+-- No SET search_path here: a relation name is resolved as the caller would resolve it.
 CREATE FUNCTION personalize.unit_relation(source text, what text) RETURNS text
 	LANGUAGE plpgsql STABLE PARALLEL SAFE
-	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	rel regclass;
 BEGIN
-	IF source IS NULL OR btrim(source) = '' THEN
+	IF source IS NULL OR pg_catalog.btrim(source) OPERATOR(pg_catalog.=) '' THEN
 		RAISE EXCEPTION '% query must not be empty', what USING ERRCODE = '22023';
 	END IF;
-	IF source ~* '^\s*(\(|select\M|with\M|values\M|table\M)' THEN
-		RETURN format('(%s)', source);
+	IF source OPERATOR(pg_catalog.~*) '^\s*(\(|select\M|with\M|values\M|table\M)' THEN
+		RETURN pg_catalog.format('(%s)', source);
 	END IF;
 	BEGIN
-		rel := to_regclass(source);
+		rel := pg_catalog.to_regclass(source);
 	EXCEPTION WHEN invalid_name OR syntax_error THEN
 		rel := NULL;
 	END;
@@ -380,7 +380,7 @@ BEGIN
 		RAISE EXCEPTION '% relation "%" does not exist', what, source USING ERRCODE = '42P01',
 			HINT = 'Give a table or view name, or a query such as SELECT unit_id, channel FROM customers.';
 	END IF;
-	RETURN format('(TABLE %s)', rel);
+	RETURN pg_catalog.format('(TABLE %s)', rel);
 END
 $$;
 
@@ -413,13 +413,15 @@ CREATE FUNCTION personalize.segment_effects(experiment text, metric text, segmen
 		lift_abs_high double precision, lift_rel double precision, lift_rel_low double precision,
 		lift_rel_high double precision, p_value double precision, p_bh double precision, test text)
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	e personalize.experiments := personalize.experiment_metric_check(experiment, metric);
 	src text := personalize.unit_relation(segment_sql, 'segment');
 	dup bigint;
+	caller_path text := pg_catalog.current_setting('search_path');
 BEGIN
+	-- no SET clause: the analyst's query resolves names as the caller does, with pg_catalog first
+	PERFORM pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ', 'pg_catalog', NULLIF(caller_path, '')), true);
 	confidence := coalesce(confidence, e.confidence);
 	EXECUTE format('SELECT s.unit_id FROM %s AS s(unit_id, segment) GROUP BY s.unit_id HAVING count(*) > 1 LIMIT 1', src)
 		INTO dup;
@@ -465,6 +467,7 @@ BEGIN
 		WINDOW w AS (ORDER BY t.segment NULLS LAST, t.position ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 		ORDER BY t.segment NULLS LAST, t.position
 	$q$, src) USING experiment, metric, confidence, e.control;
+	PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $$;
 
@@ -479,12 +482,14 @@ CREATE FUNCTION personalize.cuped_results(experiment text, metric text, covariat
 		lift_rel_cuped double precision, lift_rel_cuped_low double precision, lift_rel_cuped_high double precision,
 		p_value_cuped double precision)
 	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-	SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	e personalize.experiments := personalize.experiment_metric_check(experiment, metric);
 	src text := personalize.unit_relation(covariate, 'covariate');
+	caller_path text := pg_catalog.current_setting('search_path');
 BEGIN
+	-- no SET clause: the analyst's query resolves names as the caller does, with pg_catalog first
+	PERFORM pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ', 'pg_catalog', NULLIF(caller_path, '')), true);
 	confidence := coalesce(confidence, e.confidence);
 	RETURN QUERY EXECUTE format($q$
 		WITH cov AS (
@@ -535,5 +540,6 @@ BEGIN
 		LEFT JOIN LATERAL personalize.ab_test(c.adjusted, a.adjusted, false, $3) q ON NOT a.is_control
 		ORDER BY a.position
 	$q$, src) USING experiment, metric, confidence, e.control;
+	PERFORM pg_catalog.set_config('search_path', caller_path, true);
 END
 $$;
