@@ -24,7 +24,7 @@ CREATE TABLE hillstrom (recency int, history_segment text, history float8, mens 
   zip_code text, newbie int, channel text, segment text, visit int, conversion int, spend float8);
 \copy hillstrom FROM '$data' WITH (FORMAT csv, HEADER)
 ALTER TABLE hillstrom ADD COLUMN unit_id bigserial;
-SELECT personalize.create_experiment('hillstrom', ARRAY['No E-Mail', 'Mens E-Mail', 'Womens E-Mail']) IS NOT NULL;
+SELECT personalize.create_experiment('hillstrom', ARRAY['No E-Mail', 'Mens E-Mail', 'Womens E-Mail']) IS NOT NULL AS created \\g /dev/null
 -- a past experiment: plain INSERTs
 INSERT INTO personalize.assignments (experiment, unit_id, arm) SELECT 'hillstrom', unit_id, segment FROM hillstrom;
 INSERT INTO personalize.outcomes (experiment, unit_id, metric, value)
@@ -68,7 +68,7 @@ def num(s):
 def show(title, ours, ref, cols):
     global worst
     print(f"\n== {title}")
-    print(f"{'':<28}{'column':<14}{'pg_personalize':>24}{'statsmodels/scipy':>24}{'rel diff':>10}")
+    print(f"{'':<44}{'column':<14}{'pg_personalize':>24}{'statsmodels/scipy':>24}{'rel diff':>10}")
     for key in ours:
         for c in cols:
             a, b = num(ours[key].get(c)), ref[key].get(c)
@@ -77,7 +77,7 @@ def show(title, ours, ref, cols):
                 continue
             d = rel(a, b)
             worst = max(worst, d)
-            print(f"{' / '.join(str(k) for k in key):<28}{c:<14}{'' if a is None else f'{a:.15g}':>24}"
+            print(f"{' / '.join(str(k) for k in key):<44}{c:<14}{'' if a is None else f'{a:.15g}':>24}"
                   f"{'' if b is None else f'{b:.15g}':>24}{d:>10.1e}")
 
 # experiment_results

@@ -91,4 +91,4 @@ CREATE FUNCTION personalize.ab_test(control double precision[], treatment double
 		OUT lift_abs double precision, OUT lift_abs_low double precision, OUT lift_abs_high double precision,
 		OUT lift_rel double precision, OUT lift_rel_low double precision, OUT lift_rel_high double precision,
 		OUT statistic double precision, OUT df double precision, OUT p_value double precision)
-	AS 'MODULE_PATHNAME', 'pz_ab_test' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'pz_ab_test' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
