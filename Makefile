@@ -6,8 +6,9 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 MODULE_big = $(EXTENSION)
 # One concern per file; the install script is assembled from the SQL beside
 # each C file, in this order (later parts may use earlier ones).
-CONCERNS = embedding evaluation classification model interactions popularity itemknn als serving
-SQL_ONLY_CONCERNS = registry
+CONCERNS = embedding statistics evaluation classification model interactions popularity itemknn als serving
+# Concerns written in SQL only (no C file); assembled after the C concerns.
+SQL_ONLY_CONCERNS = registry experiments
 OBJS = src/pg_personalize.o src/distance.o src/sqlsource.o $(patsubst %,src/%.o,$(CONCERNS))
 SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS) $(SQL_ONLY_CONCERNS))
 
