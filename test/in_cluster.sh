@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs inside pg_virtualenv (PGHOST, PGPORT, PGUSER set). Called by test/run.sh.
-# While developing, narrow it: REGRESS="embedding_io" TAP_TESTS="test/embedding_errors.sql".
+# While developing, narrow it: REGRESS="embedding_io" PGTAP_TESTS="test/embedding_errors.sql".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -24,6 +24,6 @@ echo "== pgTAP"
 dropdb --if-exists pgtap_tests >/dev/null 2>&1
 createdb pgtap_tests
 psql -X -q -d pgtap_tests -c 'CREATE EXTENSION pgtap; CREATE EXTENSION pg_personalize;'
-pg_prove -d pgtap_tests --failures ${TAP_TESTS:-test/*.sql} || status=1
+pg_prove -d pgtap_tests --failures ${PGTAP_TESTS:-test/*.sql} || status=1
 
 exit $status
