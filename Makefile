@@ -7,8 +7,10 @@ MODULE_big = $(EXTENSION)
 # One concern per file; the install script is assembled from the SQL beside
 # each C file, in this order (later parts may use earlier ones).
 CONCERNS = embedding
+# Concerns written in SQL/plpgsql only (no object file), installed after CONCERNS.
+SQL_ONLY_CONCERNS = fairness consent
 OBJS = src/pg_personalize.o src/distance.o $(patsubst %,src/%.o,$(CONCERNS))
-SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS))
+SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS) $(SQL_ONLY_CONCERNS))
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
