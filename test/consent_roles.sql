@@ -1,7 +1,7 @@
 -- Consent enforced by row-level security, with real roles: an analyst, the
 -- table owner, an exempt admin, and a role that may not read consent state.
 BEGIN;
-SELECT plan(47);
+SELECT plan(49);
 
 CREATE ROLE pp_owner;
 CREATE ROLE pp_analyst;
@@ -76,6 +76,11 @@ SELECT is((SELECT array_agg(subject_id) FROM pp.spend()), ARRAY[1, 5]::bigint[],
   'a SECURITY INVOKER SQL function sees consented rows only');
 SELECT is(pp.count_rows('pp.events'), 6::bigint, 'a SECURITY INVOKER plpgsql function with dynamic SQL too');
 SELECT is((SELECT count(*) FROM pp.events e1 JOIN pp.events e2 USING (subject_id)), 18::bigint, 'joins see consented rows only');
+SELECT is((SELECT sum(n) FROM personalize.fairness_by_group('SELECT item, amount, amount > 30 AS l FROM pp.events', 'item', 'l', 'amount > 50')),
+  6::numeric, 'the extension''s metrics functions (fairness_by_group) see consented rows only');
+SELECT is((SELECT catalog_items FROM personalize.exposure_by_group('SELECT item, 1 AS rank FROM pp.events',
+             'SELECT subject_id AS item, 1 AS g FROM pp.events', 'item', 'g') WHERE group_value = '1'),
+  6::bigint, 'and exposure_by_group too');
 RESET ROLE;
 
 SET ROLE pp_owner;

@@ -20,7 +20,7 @@ SELECT is(
 SELECT is(
   (SELECT array_agg(fn::text ORDER BY fn::text) FROM ext_functions
    WHERE prokind = 'f' AND NOT proisstrict AND proname NOT IN ('embedding_accum', 'embedding_combine',
-          'set_consent', 'protect', 'consents_append_only')),
+          'set_consent', 'protect', 'consents_append_only', 'fairness_gaps')),
   NULL, 'only aggregate transition functions take NULLs');
 SELECT is(
   (SELECT array_agg(p.oid::regprocedure::text) FROM pg_aggregate a JOIN ext_functions f ON f.fn = a.aggfnoid
