@@ -133,7 +133,16 @@ BEGIN
 	END IF;
 
 	-- THE policy expression (the one place to change the mechanism).
-	predicate := pg_catalog.format('personalize.has_consent(%I, %L)', subject_col, purpose);
+	-- The subject's latest decision for the purpose is a grant. Written as a
+	-- correlated EXISTS (not a call to has_consent, which it equals) so that
+	-- the planner can hash the consented subjects once per statement for
+	-- scans and probe the index for point queries; the column is qualified
+	-- with the table name so that it cannot be captured by the subquery.
+	predicate := pg_catalog.format(
+		'EXISTS (SELECT FROM personalize.consents c WHERE c.subject_id = %I.%I AND c.purpose = %L AND c.granted'
+		' AND NOT EXISTS (SELECT FROM personalize.consents l'
+		' WHERE l.subject_id = c.subject_id AND l.purpose = c.purpose AND l.seq > c.seq))',
+		(SELECT r.relname FROM pg_class r WHERE r.oid = tbl), subject_col, purpose);
 	IF exempt IS NOT NULL THEN
 		predicate := pg_catalog.format('pg_catalog.pg_has_role(%L, ''MEMBER'') OR %s', exempt::text, predicate);
 	END IF;

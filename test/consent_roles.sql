@@ -1,7 +1,7 @@
 -- Consent enforced by row-level security, with real roles: an analyst, the
 -- table owner, an exempt admin, and a role that may not read consent state.
 BEGIN;
-SELECT plan(49);
+SELECT plan(50);
 
 CREATE ROLE pp_owner;
 CREATE ROLE pp_analyst;
@@ -91,6 +91,9 @@ RESET ROLE;
 
 SET ROLE pp_admin;
 SELECT is((SELECT count(*) FROM pp.events), 19::bigint, 'the exempted role sees every row');
+SELECT is((SELECT array_agg(DISTINCT subject_id ORDER BY subject_id) FROM pp.events
+           WHERE personalize.has_consent(subject_id, 'personalization')), ARRAY[1, 5]::bigint[],
+  'has_consent agrees with the policy');
 RESET ROLE;
 SELECT is((SELECT count(*) FROM pp.events), 19::bigint, 'superuser bypasses row-level security (documented)');
 
