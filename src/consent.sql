@@ -44,7 +44,7 @@ CREATE TRIGGER consents_append_only BEFORE UPDATE OR DELETE ON personalize.conse
 CREATE TRIGGER consents_no_truncate BEFORE TRUNCATE ON personalize.consents
 	FOR EACH STATEMENT EXECUTE FUNCTION personalize.consents_append_only();
 
-CREATE VIEW personalize.current_consent AS
+CREATE VIEW personalize.current_consent WITH (security_invoker = true) AS
 SELECT DISTINCT ON (subject_id, purpose) subject_id, purpose, granted, recorded_at, source
 FROM personalize.consents
 ORDER BY subject_id, purpose, seq DESC;

@@ -119,7 +119,7 @@ $$;
 
 -- ---------------------------------------------------------------- monitoring views
 
-CREATE VIEW personalize.fairness_daily_groups AS
+CREATE VIEW personalize.fairness_daily_groups WITH (security_invoker = true) AS
 SELECT c.model, c.day, c.attribute, c.group_value, c.n,
        r.base_rate, r.selection_rate, r.tpr, r.fpr, r."precision"
 FROM (SELECT l.model, (l.logged_at AT TIME ZONE 'UTC')::date AS day, a.key AS attribute, a.value AS group_value,
@@ -132,7 +132,7 @@ FROM (SELECT l.model, (l.logged_at AT TIME ZONE 'UTC')::date AS day, a.key AS at
 CROSS JOIN LATERAL personalize.fairness_rates(c.n, c.p, c.pp, c.tp) r;
 COMMENT ON VIEW personalize.fairness_daily_groups IS 'per model, UTC day, attribute and group: the rates of fairness_by_group over the prediction log';
 
-CREATE VIEW personalize.fairness_daily AS
+CREATE VIEW personalize.fairness_daily WITH (security_invoker = true) AS
 SELECT m.model, m.day, m.attribute, m.groups, m.n, s.*
 FROM (SELECT g.model, g.day, g.attribute, pg_catalog.count(*) AS groups, sum(g.n)::bigint AS n,
              min(g.selection_rate) AS smin, max(g.selection_rate) AS smax, min(g.tpr) AS tmin,

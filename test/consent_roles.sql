@@ -1,13 +1,14 @@
 -- Consent enforced by row-level security, with real roles: an analyst, the
 -- table owner, an exempt admin, and a role that may not read consent state.
 BEGIN;
-SELECT plan(50);
+SELECT plan(51);
 
 CREATE ROLE pp_owner;
 CREATE ROLE pp_analyst;
 CREATE ROLE pp_admin;
 CREATE ROLE pp_nobody;
 GRANT USAGE ON SCHEMA personalize TO pp_owner, pp_analyst, pp_admin, pp_nobody;
+GRANT SELECT ON personalize.current_consent TO pp_nobody;
 -- who may read consent state: every role that reads protected tables
 GRANT SELECT ON personalize.consents TO pp_owner, pp_analyst, pp_admin;
 -- who may record consent and erase
@@ -114,6 +115,10 @@ SELECT is((SELECT array_agg(subject_id) FROM pp.spend()), ARRAY[1, 4]::bigint[],
 RESET ROLE;
 
 -- consent state
+SET ROLE pp_nobody;
+SELECT throws_ok($$SELECT count(*) FROM personalize.current_consent$$, '42501', NULL,
+  'current_consent runs as the invoker: no SELECT on consents, no consent state');
+RESET ROLE;
 SELECT is((SELECT granted FROM personalize.current_consent WHERE subject_id = 2 AND purpose = 'personalization'), false,
   'current_consent shows the latest decision');
 SELECT is((SELECT source FROM personalize.current_consent WHERE subject_id = 5 AND purpose = 'personalization'), 'unsubscribe link',
