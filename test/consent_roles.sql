@@ -1,7 +1,7 @@
 -- Consent enforced by row-level security, with real roles: an analyst, the
 -- table owner, an exempt admin, and a role that may not read consent state.
 BEGIN;
-SELECT plan(51);
+SELECT plan(54);
 
 CREATE ROLE pp_owner;
 CREATE ROLE pp_analyst;
@@ -102,6 +102,20 @@ SET ROLE pp_nobody;
 SELECT throws_ok($$SELECT count(*) FROM pp.events$$, '42501', 'permission denied for table consents',
   'without SELECT on personalize.consents reading a protected table fails closed');
 RESET ROLE;
+
+-- writes: inserts are not checked (the row stays invisible), hidden rows cannot be updated or deleted
+SET ROLE pp_owner;
+GRANT INSERT, UPDATE, DELETE ON pp.events TO pp_analyst;
+RESET ROLE;
+SET ROLE pp_analyst;
+SELECT lives_ok($$INSERT INTO pp.events VALUES (3, 7, 0)$$, 'a row of a subject without consent can be inserted');
+SELECT is((SELECT count(*) FROM pp.events WHERE subject_id = 3), 0::bigint, '... and stays invisible');
+UPDATE pp.events SET amount = -1 WHERE subject_id IN (2, 3);
+DELETE FROM pp.events WHERE subject_id IN (2, 3);
+RESET ROLE;
+SELECT is((SELECT count(*) FROM pp.events WHERE subject_id IN (2, 3) AND amount >= 0), 7::bigint,
+  'UPDATE and DELETE do not reach rows the policy hides');
+DELETE FROM pp.events WHERE item = 7;
 
 -- withdrawal takes effect in the next statement, a grant too
 SET ROLE pp_admin;
