@@ -250,7 +250,8 @@ $$;
 -- read-outs
 
 -- unit totals per metric (zeros of assigned units without rows are added by moments_pad)
-CREATE VIEW personalize.experiment_results AS
+-- security_invoker: the view reads outcomes as the caller, so row-level security on them holds
+CREATE VIEW personalize.experiment_results WITH (security_invoker = true) AS
 WITH arm_units AS (
 	SELECT a.experiment, a.arm, count(*) AS n
 	FROM personalize.assignments a
@@ -310,7 +311,7 @@ WINDOW w AS (PARTITION BY t.experiment ORDER BY t.metric, t.position
 ORDER BY t.experiment, t.metric, t.position;
 COMMENT ON VIEW personalize.experiment_results IS 'Per experiment, metric and arm: n, mean, lifts with intervals, p-values, Bonferroni/BH/Holm';
 
-CREATE VIEW personalize.experiment_health AS
+CREATE VIEW personalize.experiment_health WITH (security_invoker = true) AS
 WITH counts AS (
 	SELECT a.experiment, a.arm, count(*) AS n, min(a.assigned_at) AS first_at, max(a.assigned_at) AS last_at
 	FROM personalize.assignments a

@@ -1,7 +1,7 @@
 -- Catalog hygiene: every function of the extension declares volatility,
 -- strictness and parallel safety deliberately, and nothing runs as definer.
 BEGIN;
-SELECT plan(5);
+SELECT plan(6);
 
 CREATE TEMP VIEW ext_functions AS
 SELECT p.oid::regprocedure AS fn, p.provolatile, p.proisstrict, p.proparallel, p.prosecdef, p.prokind, p.proname
@@ -42,6 +42,14 @@ SELECT is(
       OR (a.aggtranstype = 'internal'::regtype
           AND (p.proname NOT IN ('als_fit', 'itemknn_fit') OR a.aggserialfn = 0 OR a.aggdeserialfn = 0))),
   NULL, 'aggregates have combine functions, concrete state types (or serializable internal ones) and are PARALLEL SAFE');
+
+-- views read user data as the caller, so row-level security holds through them
+SELECT is(
+  (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
+   JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+   WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_personalize')
+     AND c.relkind = 'v' AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)),
+  NULL, 'every view of the extension is security_invoker');
 
 SELECT * FROM finish();
 ROLLBACK;
