@@ -14,8 +14,9 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-psql -X -q -v ON_ERROR_STOP=1 -v ratings="$data/ratings.csv" -v out="$out" <<'SQL'
+psql -X -q -v ON_ERROR_STOP=1 -v ratings="$data/ratings.csv" -v outfile="$out/ours.tsv" <<'SQL'
 CREATE EXTENSION IF NOT EXISTS pg_personalize;
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS ml_ratings, ml_split, ml_recs;
 CREATE TABLE ml_ratings (user_id bigint, item_id bigint, rating float8, ts bigint);
 \set copy '\\copy ml_ratings FROM ' :'ratings' ' WITH (FORMAT csv, HEADER)'
@@ -34,7 +35,7 @@ LATERAL (SELECT item_id, row_number() OVER (ORDER BY n DESC, item_id)::int AS ra
          WHERE NOT EXISTS (SELECT 1 FROM ml_split s WHERE s.user_id = u.user_id AND s.item_id = popular.item_id
                              AND s.part = 'train')
          ORDER BY n DESC, item_id LIMIT 10) p;
-\set copy '\\copy (SELECT (SELECT count(*) FROM ml_split WHERE part = ''train'') AS train_rows, (SELECT count(DISTINCT user_id) FROM ml_split WHERE part = ''test'') AS test_users, m.* FROM personalize.ranking_metrics(''ml_recs'', ''SELECT user_id, item_id FROM ml_split WHERE part = ''''test'''''', 10) m) TO ' :'out' '/ours.tsv WITH (FORMAT csv, DELIMITER E''\\t'', HEADER)'
+\set copy '\\copy (SELECT (SELECT count(*) FROM ml_split WHERE part = ''train'') AS train_rows, (SELECT count(DISTINCT user_id) FROM ml_split WHERE part = ''test'') AS test_users, m.* FROM personalize.ranking_metrics(''ml_recs'', ''SELECT user_id, item_id FROM ml_split WHERE part = ''''test'''''', 10) m) TO ' :'outfile' ' WITH (FORMAT csv, DELIMITER E''\\t'', HEADER)'
 :copy
 DROP TABLE ml_ratings, ml_split, ml_recs;
 SQL
