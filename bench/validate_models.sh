@@ -14,10 +14,9 @@
 # users with fewer stay in training (41,010 training rows, 660 test users).
 # The validation split repeats that rule inside the training rows.
 #
-# Metrics (computed here in plain SQL, until personalize.ranking_metrics is
-# merged): P@10 = hits / 10; R@10 = hits / |test items|; NDCG@10 = DCG / IDCG
-# with binary gains, DCG = Σ hit / log2(rank + 1), IDCG over min(|test|, 10)
-# ranks; averaged over the test users. Seen (training) items are excluded.
+# Metrics: personalize.ranking_metrics at 10 (doc/evaluation.md; checked against
+# numpy in the tests and on this split by bench/validate_evaluation.sh). Seen
+# (training) items are excluded from the recommendations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${MOVIELENS:-../shared/data/movielens-small}
@@ -56,18 +55,15 @@ ANALYZE;
 CREATE FUNCTION metrics(model text, heldout regclass, seen regclass,
   OUT users bigint, OUT p10 float8, OUT r10 float8, OUT ndcg10 float8) LANGUAGE plpgsql AS \$\$
 BEGIN
+  DROP TABLE IF EXISTS model_recs;
   EXECUTE format(\$q\$
-    WITH u AS (SELECT user_id, count(*) AS n, array_agg(item_id) AS items FROM %1\$s GROUP BY user_id),
-    s AS (SELECT user_id, array_agg(item_id) AS items FROM %2\$s GROUP BY user_id),
-    r AS (SELECT u.user_id, u.n, x.item_id, x.rank FROM u LEFT JOIN s USING (user_id),
-          LATERAL personalize.recommend(%3\$L, u.user_id, 10, true, NULL, s.items) x),
-    h AS (SELECT r.user_id, r.n, r.rank, (t.item_id IS NOT NULL)::int AS hit
-          FROM r LEFT JOIN %1\$s t ON t.user_id = r.user_id AND t.item_id = r.item_id),
-    per AS (SELECT user_id, n, sum(hit) AS hits, sum(hit / log(2, rank + 1)) AS dcg FROM h GROUP BY user_id, n)
-    SELECT count(*), avg(hits / 10.0), avg(hits::float8 / n),
-           avg(dcg / (SELECT sum(1 / log(2, i + 1)) FROM generate_series(1, least(n, 10)) i))
-    FROM per\$q\$, heldout, seen, model)
-  INTO users, p10, r10, ndcg10;
+    CREATE TEMP TABLE model_recs AS
+    WITH u AS (SELECT DISTINCT user_id FROM %1\$s),
+    s AS (SELECT user_id, array_agg(item_id) AS items FROM %2\$s GROUP BY user_id)
+    SELECT u.user_id, x.item_id, x.rank FROM u LEFT JOIN s USING (user_id),
+    LATERAL personalize.recommend(%3\$L, u.user_id, 10, true, NULL, s.items) x\$q\$, heldout, seen, model);
+  SELECT m.users, m.precision_at_k, m.recall_at_k, m.ndcg_at_k INTO users, p10, r10, ndcg10
+  FROM personalize.ranking_metrics('model_recs', heldout::text, 10) m;
 END \$\$;
 SELECT count(*) AS training_rows FROM train;
 SELECT count(DISTINCT user_id) AS test_users FROM test;
