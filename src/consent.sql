@@ -197,14 +197,9 @@ CREATE TABLE personalize.erasures (
 );
 COMMENT ON TABLE personalize.erasures IS 'audit of personalize.forget() calls: when, by whom, how many rows where; no subject identifier';
 
--- Stub: the model code replaces it (CREATE OR REPLACE) to remove the subject
--- from every stored model and mark those models stale. Returns the number of
--- models touched.
-CREATE FUNCTION personalize.forget_in_models(subject_id bigint) RETURNS integer
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT 0 $$;
-
+-- forget reaches into the models through personalize.forget_in_models
+-- (registry.sql): the subject is removed from every stored model, which is
+-- marked stale.
 CREATE FUNCTION personalize.forget(subject_id bigint)
 RETURNS TABLE (object text, removed bigint)
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE

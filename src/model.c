@@ -642,7 +642,7 @@ model_cache_get(text *name_text)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = PointerGetDatum(name_text);
 	if (SPI_execute_plan(model_cache_plan(&active_version_plan,
-										  "SELECT version, trained_at FROM personalize.models WHERE name = $1 AND active"),
+										  "SELECT version, coalesce(revised_at, trained_at) FROM personalize.models WHERE name = $1 AND active"),
 						 args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "cannot read personalize.models");
 	if (SPI_processed == 0)
@@ -663,7 +663,10 @@ model_cache_get(text *name_text)
 				 errmsg("model \"%s\" does not exist", name)));
 	}
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	/* a dropped and retrained model reuses version numbers: trained_at tells them apart */
+	/*
+	 * A dropped and retrained model reuses version numbers, and forget rewrites
+	 * a stored model in place: trained_at, or revised_at once set, tells them apart.
+	 */
 	trained_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
 	for (lm = model_cache; lm; lm = lm->next)
@@ -729,4 +732,133 @@ model_cache_get(text *name_text)
 	lm->next = model_cache;
 	model_cache = lm;
 	return lm;
+}
+
+/*
+ * The same model without one user (erasure): their id, their row of the
+ * user-item matrix (the seen items) and their factors are removed, and their
+ * weights are taken out of item popularity. Item factors and neighbour lists
+ * stay as trained: they lose the user's influence only when the model is
+ * trained again (personalize.forget marks it stale). NULL when the model does
+ * not know the user, or keeps no users (popularity).
+ */
+PG_FUNCTION_INFO_V1(model_without_user);
+Datum
+model_without_user(PG_FUNCTION_ARGS)
+{
+	ModelHeader *m = model_check(PG_GETARG_DATUM(0));
+	int64		user = PG_GETARG_INT64(1);
+	const int64 *user_ids;
+	const int64 *indptr;
+	int32		lo = 0,
+				hi,
+				u;
+	int64		start,
+				removed;
+	const char *options;
+	ModelBuilder b;
+	ModelHeader *r;
+
+	if (m->off_user_ids == 0 || m->off_indptr == 0 || m->nusers == 0)
+		PG_RETURN_NULL();
+	user_ids = MODEL_SECTION(m, m->off_user_ids, int64);
+	hi = m->nusers;
+	while (lo < hi)				/* user ids are ascending */
+	{
+		int32		mid = lo + (hi - lo) / 2;
+
+		if (user_ids[mid] < user)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == m->nusers || user_ids[lo] != user)
+		PG_RETURN_NULL();
+	u = lo;
+	indptr = MODEL_SECTION(m, m->off_indptr, int64);
+	start = indptr[u];
+	removed = indptr[u + 1] - start;
+	options = MODEL_SECTION(m, m->off_options, char);
+
+	/* same sections, same order as model_from_interactions, one user fewer */
+	memset(&b, 0, sizeof(b));
+	b.hdr = *m;
+	b.size = sizeof(ModelHeader);
+	b.hdr.nusers = m->nusers - 1;
+	b.hdr.nnz = m->nnz - removed;
+	b.hdr.off_options = model_reserve(&b, strlen(options) + 1);
+	b.hdr.off_user_ids = model_reserve(&b, sizeof(int64) * b.hdr.nusers);
+	b.hdr.off_item_ids = model_reserve(&b, sizeof(int64) * m->nitems);
+	b.hdr.off_item_pop = model_reserve(&b, sizeof(float) * m->nitems);
+	b.hdr.off_indptr = model_reserve(&b, sizeof(int64) * ((Size) b.hdr.nusers + 1));
+	b.hdr.off_indices = model_reserve(&b, sizeof(int32) * b.hdr.nnz);
+	b.hdr.off_weights = model_reserve(&b, sizeof(float) * b.hdr.nnz);
+	if (m->off_user_factors != 0)
+		b.hdr.off_user_factors = model_reserve(&b, sizeof(float) * (Size) b.hdr.nusers * m->factors);
+	if (m->off_item_factors != 0)
+		b.hdr.off_item_factors = model_reserve(&b, sizeof(float) * (Size) m->nitems * m->factors);
+	if (m->off_nbr_index != 0)
+	{
+		b.hdr.off_nbr_index = model_reserve(&b, sizeof(int32) * (Size) m->nitems * m->neighbors);
+		b.hdr.off_nbr_sim = model_reserve(&b, sizeof(float) * (Size) m->nitems * m->neighbors);
+	}
+	r = model_allocate(&b);
+
+	strcpy(MODEL_SECTION(r, r->off_options, char), options);
+	{
+		int64	   *ids = MODEL_SECTION(r, r->off_user_ids, int64);
+
+		memcpy(ids, user_ids, sizeof(int64) * u);
+		memcpy(ids + u, user_ids + u + 1, sizeof(int64) * (m->nusers - u - 1));
+	}
+	memcpy(MODEL_SECTION(r, r->off_item_ids, int64), MODEL_SECTION(m, m->off_item_ids, int64),
+		   sizeof(int64) * m->nitems);
+	{
+		float	   *pop = MODEL_SECTION(r, r->off_item_pop, float);
+		const int32 *indices = MODEL_SECTION(m, m->off_indices, int32);
+		const float *weights = MODEL_SECTION(m, m->off_weights, float);
+
+		memcpy(pop, MODEL_SECTION(m, m->off_item_pop, float), sizeof(float) * m->nitems);
+		for (int64 i = start; i < start + removed; i++)
+			pop[indices[i]] = Max(0.0f, pop[indices[i]] - weights[i]);
+	}
+	{
+		int64	   *ptr = MODEL_SECTION(r, r->off_indptr, int64);
+
+		for (int32 i = 0; i <= b.hdr.nusers; i++)
+			ptr[i] = i < u ? indptr[i] : indptr[i + 1] - removed;
+	}
+	{
+		int64		tail = m->nnz - start - removed;
+
+		memcpy(MODEL_SECTION(r, r->off_indices, int32), MODEL_SECTION(m, m->off_indices, int32),
+			   sizeof(int32) * start);
+		memcpy(MODEL_SECTION(r, r->off_indices, int32) + start,
+			   MODEL_SECTION(m, m->off_indices, int32) + start + removed, sizeof(int32) * tail);
+		memcpy(MODEL_SECTION(r, r->off_weights, float), MODEL_SECTION(m, m->off_weights, float),
+			   sizeof(float) * start);
+		memcpy(MODEL_SECTION(r, r->off_weights, float) + start,
+			   MODEL_SECTION(m, m->off_weights, float) + start + removed, sizeof(float) * tail);
+	}
+	if (m->off_user_factors != 0)
+	{
+		Size		row = sizeof(float) * m->factors;
+		char	   *dst = MODEL_SECTION(r, r->off_user_factors, char);
+		const char *src = MODEL_SECTION(m, m->off_user_factors, char);
+
+		memcpy(dst, src, row * u);
+		memcpy(dst + row * u, src + row * (u + 1), row * (m->nusers - u - 1));
+	}
+	if (m->off_item_factors != 0)
+		memcpy(MODEL_SECTION(r, r->off_item_factors, float), MODEL_SECTION(m, m->off_item_factors, float),
+			   sizeof(float) * (Size) m->nitems * m->factors);
+	if (m->off_nbr_index != 0)
+	{
+		memcpy(MODEL_SECTION(r, r->off_nbr_index, int32), MODEL_SECTION(m, m->off_nbr_index, int32),
+			   sizeof(int32) * (Size) m->nitems * m->neighbors);
+		memcpy(MODEL_SECTION(r, r->off_nbr_sim, float), MODEL_SECTION(m, m->off_nbr_sim, float),
+			   sizeof(float) * (Size) m->nitems * m->neighbors);
+	}
+	model_validate(r);
+	PG_RETURN_POINTER(r);
 }

@@ -29,3 +29,8 @@ COMMENT ON TYPE personalize.model IS 'trained recommendation model (popularity, 
 CREATE FUNCTION personalize.model_info(personalize.model) RETURNS jsonb
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION personalize.model_info(personalize.model) IS 'algorithm, options and sizes of a model';
+
+CREATE FUNCTION personalize.model_without_user(model personalize.model, user_id bigint) RETURNS personalize.model
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION personalize.model_without_user(personalize.model, bigint) IS
+	'the model without one user (id, seen items, factors); NULL when the model does not know the user';

@@ -11,6 +11,10 @@ CREATE TABLE personalize.models (
 	items		bigint NOT NULL,
 	seconds		double precision NOT NULL,
 	active		boolean NOT NULL DEFAULT false,
+	-- set by personalize.forget: the stored model no longer knows a subject, but
+	-- its item factors still carry their influence until the next training
+	stale		boolean NOT NULL DEFAULT false,
+	revised_at	timestamptz,	-- when forget last rewrote the stored model
 	model		personalize.model NOT NULL,
 	PRIMARY KEY (name, version)
 );
@@ -123,3 +127,25 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION personalize.drop_model(text) IS 'delete every version of a model';
+
+-- Erasure in models, called by personalize.forget: every stored version (active
+-- or not) that knows the subject is rewritten without them and marked stale, so
+-- a refresh retrains it. revised_at changes the serving cache's key, so no
+-- backend serves the old value after commit. Runs as the caller: erasing needs
+-- UPDATE on personalize.models.
+CREATE FUNCTION personalize.forget_in_models(subject_id bigint) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	touched integer;
+BEGIN
+	UPDATE personalize.models m
+	SET model = r.model, stale = true, revised_at = pg_catalog.clock_timestamp(), users = m.users - 1
+	FROM (SELECT x.name, x.version, personalize.model_without_user(x.model, forget_in_models.subject_id) AS model
+	      FROM personalize.models x) r
+	WHERE r.model IS NOT NULL AND m.name = r.name AND m.version = r.version;
+	GET DIAGNOSTICS touched = ROW_COUNT;
+	RETURN touched;
+END
+$$;

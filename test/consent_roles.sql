@@ -15,6 +15,7 @@ GRANT SELECT ON personalize.consents TO pp_owner, pp_analyst, pp_admin;
 GRANT INSERT, DELETE ON personalize.consents TO pp_admin;
 GRANT USAGE ON SEQUENCE personalize.consents_seq_seq, personalize.erasures_id_seq TO pp_admin;
 GRANT SELECT, INSERT ON personalize.erasures TO pp_admin;
+GRANT SELECT, UPDATE ON personalize.models TO pp_admin;     -- forget rewrites stored models
 GRANT SELECT, DELETE ON personalize.prediction_log TO pp_admin;
 GRANT SELECT ON personalize.protected_tables TO pp_admin, pp_analyst;
 -- who may protect tables (their owners)
