@@ -40,6 +40,9 @@ src/distance.bc: override BITCODE_CFLAGS += -ftree-vectorize -fassociative-math 
 MODEL_KERNELS = src/als.o src/itemknn.o src/serving.o
 $(MODEL_KERNELS): override CFLAGS += -O3 -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math
 
+# PGXS does not track header dependencies: rebuild every object when a header changes
+$(OBJS): $(wildcard src/*.h)
+
 $(DATA_built): $(SQL_PARTS) $(EXTENSION).control Makefile
 	( echo '-- complain if script is sourced in psql rather than via CREATE EXTENSION'; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \

@@ -4,7 +4,7 @@
 BEGIN;
 SET search_path = public, personalize;
 SET client_min_messages = warning;
-SELECT plan(17);
+SELECT plan(22);
 
 CREATE TABLE shop_events (user_id bigint, item_id bigint, weight real);
 INSERT INTO shop_events
@@ -62,6 +62,38 @@ SELECT train('consented_only', 'itemknn', 'shop_events') \gset
 RESET ROLE;
 SELECT is((SELECT users || '/' || rows FROM personalize.models WHERE name = 'consented_only'), '150/1200',
           'an analyst trains only on the 150 consenting users (1,200 rows)');
+CREATE TABLE forget_recs AS SELECT u::bigint AS user_id, ((u * 7 + i * 13) % 60)::bigint AS item_id, i AS rank
+FROM generate_series(1, 200) u, generate_series(1, 3) i;
+GRANT SELECT ON forget_recs TO forget_analyst;
+SET LOCAL ROLE forget_analyst;
+SELECT is((SELECT users FROM ranking_metrics('forget_recs', 'shop_events', 3)), 150::bigint,
+          'an analyst''s ranking_metrics averages over the 150 consenting users only');
+RESET ROLE;
+
+-- a second backend does not keep serving the subject from its cache (committed data, via dblink)
+CREATE EXTENSION IF NOT EXISTS dblink;
+CREATE TEMP TABLE conn AS
+SELECT format('dbname=%s port=%s host=%s', current_database(), current_setting('port'),
+              split_part(current_setting('unix_socket_directories'), ',', 1)) AS s;
+SELECT dblink_connect('fg_setup', (SELECT s FROM conn)) IS NOT NULL AS setup;
+SELECT dblink_connect('fg_reader', (SELECT s FROM conn)) IS NOT NULL AS reader;
+SELECT dblink_exec('fg_setup', $q$CREATE TABLE public.fg_remote AS SELECT (g % 20)::bigint AS user_id,
+	((g * 7) % 13)::bigint AS item_id, 1::real AS weight FROM generate_series(1, 240) g$q$);
+SELECT * FROM dblink('fg_setup', $q$SET client_min_messages = warning; SELECT personalize.train('fg_remote', 'als', 'public.fg_remote', '{"factors": 4, "iterations": 2}')$q$) AS t(v int);
+SELECT is((SELECT array_agg(DISTINCT reason) FROM dblink('fg_reader',
+	$q$SELECT reason FROM personalize.recommend('fg_remote', 5, 3)$q$) AS t(reason text)), '{model}',
+	'other backend: user 5 served by the model (and now cached there)');
+SELECT is((SELECT n FROM dblink('fg_setup', $q$SELECT personalize.forget_in_models(5)$q$) AS t(n int)), 1,
+	'forget_in_models, committed in one backend');
+SELECT is((SELECT array_agg(DISTINCT reason) FROM dblink('fg_reader',
+	$q$SELECT reason FROM personalize.recommend('fg_remote', 5, 3)$q$) AS t(reason text)), '{popular}',
+	'other backend: after the committed rewrite, user 5 is a cold start (cache reloaded)');
+SELECT is((SELECT n FROM dblink('fg_reader',
+	$q$SELECT count(*) FROM personalize.user_embeddings('fg_remote') WHERE id = 5$q$) AS t(n bigint)), 0::bigint,
+	'other backend: user_embeddings no longer lists user 5');
+SELECT * FROM dblink('fg_setup', $q$SELECT 1 FROM (SELECT personalize.drop_model('fg_remote')) d$q$) AS t(x int);
+SELECT dblink_exec('fg_setup', $q$DROP TABLE public.fg_remote$q$);
+SELECT dblink_disconnect('fg_reader'), dblink_disconnect('fg_setup');
 
 SELECT * FROM finish();
 ROLLBACK;
