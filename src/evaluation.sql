@@ -4,10 +4,6 @@
 -- caller's SQL do not pin search_path (the caller's names must resolve as the
 -- caller sees them); their bodies qualify every function and operator instead.
 
-CREATE FUNCTION personalize.source_columns(source text) RETURNS text[]
-	AS 'MODULE_PATHNAME', 'source_columns' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION personalize.source_columns(text) IS 'column names of a table, view or query';
-
 -- Per-user temporal split: each user's last ceil(n * test_fraction) interactions by time
 -- (ties broken by item_id, then weight) go to test; users with fewer than
 -- min_interactions stay wholly in train.
@@ -17,7 +13,7 @@ RETURNS TABLE (user_id bigint, item_id bigint, weight real, occurred_at timestam
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
-	from_item text := personalize.source_from_item(source);
+	from_item text := personalize.source_sql(source) OPERATOR(pg_catalog.||) ' AS s';
 	weight_expr text := CASE WHEN 'weight' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source))
 	                         THEN 's.weight::pg_catalog.float4' ELSE '1::pg_catalog.float4' END;
 BEGIN
@@ -49,7 +45,7 @@ RETURNS TABLE (user_id bigint, item_id bigint, weight real, occurred_at timestam
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $$
 DECLARE
-	from_item text := personalize.source_from_item(source);
+	from_item text := personalize.source_sql(source) OPERATOR(pg_catalog.||) ' AS s';
 	weight_expr text := CASE WHEN 'weight' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source))
 	                         THEN 's.weight::pg_catalog.float4' ELSE '1::pg_catalog.float4' END;
 BEGIN
@@ -62,10 +58,6 @@ BEGIN
 		FROM %s$q$, weight_expr, from_item)
 		USING cutoff;
 END $$;
-
-CREATE FUNCTION personalize.source_from_item(source text, alias text DEFAULT 's') RETURNS text
-	AS 'MODULE_PATHNAME', 'source_from_item' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION personalize.source_from_item(text, text) IS 'a table, view or query as a FROM item';
 
 CREATE FUNCTION personalize.ranking_metrics(
 	recommendations text, truth text, k integer, catalog text DEFAULT NULL,
@@ -109,7 +101,7 @@ BEGIN
 		       pg_catalog.avg(pop.percentile),
 		       pg_catalog.count(*) FILTER (WHERE pop.item_id IS NULL)
 		FROM rec CROSS JOIN n LEFT JOIN pop USING (item_id)$q$,
-		personalize.source_from_item(recommendations, 'r'), personalize.source_from_item(training, 't'))
+		personalize.source_sql(recommendations) OPERATOR(pg_catalog.||) ' AS r', personalize.source_sql(training) OPERATOR(pg_catalog.||) ' AS t')
 		USING k
 		INTO users, novelty, popularity_percentile, unseen_in_training;
 	IF item_embeddings IS NOT NULL THEN
@@ -122,7 +114,7 @@ BEGIN
 			               JOIN emb ea ON ea.item_id OPERATOR(pg_catalog.=) a.item_id JOIN emb eb ON eb.item_id OPERATOR(pg_catalog.=) b.item_id
 			               GROUP BY a.user_id)
 			SELECT pg_catalog.avg(diversity) FROM pairs$q$,
-			personalize.source_from_item(recommendations, 'r'), personalize.source_from_item(item_embeddings, 'e'))
+			personalize.source_sql(recommendations) OPERATOR(pg_catalog.||) ' AS r', personalize.source_sql(item_embeddings) OPERATOR(pg_catalog.||) ' AS e')
 			USING k
 			INTO intra_list_diversity;
 	END IF;

@@ -357,34 +357,6 @@ LEFT JOIN LATERAL (
 ORDER BY p.experiment;
 COMMENT ON VIEW personalize.experiment_health IS 'Per experiment: units per arm, expected and observed shares, sample ratio mismatch test';
 
--- A query (SELECT/WITH/VALUES/TABLE ...) or the name of a table or view whose first two
--- columns are (unit_id, <something>), as a FROM item; used by segment_effects and cuped_results.
--- No SET search_path here: a relation name is resolved as the caller would resolve it.
-CREATE FUNCTION personalize.unit_relation(source text, what text) RETURNS text
-	LANGUAGE plpgsql STABLE PARALLEL SAFE
-AS $$
-DECLARE
-	rel regclass;
-BEGIN
-	IF source IS NULL OR pg_catalog.btrim(source) OPERATOR(pg_catalog.=) '' THEN
-		RAISE EXCEPTION '% query must not be empty', what USING ERRCODE = '22023';
-	END IF;
-	IF source OPERATOR(pg_catalog.~*) '^\s*(\(|select\M|with\M|values\M|table\M)' THEN
-		RETURN pg_catalog.format('(%s)', source);
-	END IF;
-	BEGIN
-		rel := pg_catalog.to_regclass(source);
-	EXCEPTION WHEN invalid_name OR syntax_error THEN
-		rel := NULL;
-	END;
-	IF rel IS NULL THEN
-		RAISE EXCEPTION '% relation "%" does not exist', what, source USING ERRCODE = '42P01',
-			HINT = 'Give a table or view name, or a query such as SELECT unit_id, channel FROM customers.';
-	END IF;
-	RETURN pg_catalog.format('(TABLE %s)', rel);
-END
-$$;
-
 CREATE FUNCTION personalize.experiment_metric_check(experiment text, metric text) RETURNS personalize.experiments
 	LANGUAGE plpgsql STABLE PARALLEL SAFE
 	SET search_path = pg_catalog, pg_temp
@@ -417,7 +389,7 @@ CREATE FUNCTION personalize.segment_effects(experiment text, metric text, segmen
 AS $$
 DECLARE
 	e personalize.experiments := personalize.experiment_metric_check(experiment, metric);
-	src text := personalize.unit_relation(segment_sql, 'segment');
+	src text := personalize.source_sql(segment_sql, 'segment');
 	dup bigint;
 	caller_path text := pg_catalog.current_setting('search_path');
 BEGIN
@@ -486,7 +458,7 @@ CREATE FUNCTION personalize.cuped_results(experiment text, metric text, covariat
 AS $$
 DECLARE
 	e personalize.experiments := personalize.experiment_metric_check(experiment, metric);
-	src text := personalize.unit_relation(covariate, 'covariate');
+	src text := personalize.source_sql(covariate, 'covariate');
 	caller_path text := pg_catalog.current_setting('search_path');
 BEGIN
 	-- no SET clause: the analyst's query resolves names as the caller does, with pg_catalog first

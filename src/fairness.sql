@@ -56,24 +56,10 @@ AS $$
 	       $4 - $3
 $$;
 
--- A relation name or a query, as a FROM item. Queries (SELECT, WITH,
--- VALUES, TABLE, optionally parenthesized) become a subquery; anything else
--- must name a relation the caller can see (regclass input: 42P01 if not).
---
--- The functions that take SQL text from the caller (this one,
--- fairness_by_group, fairness_summary, exposure_by_group) deliberately do not
--- pin search_path: names in that text resolve as the caller would resolve
--- them. Their own references are schema-qualified.
-CREATE FUNCTION personalize.source_sql(source text) RETURNS text
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
-AS $$
-BEGIN
-	IF pg_catalog.regexp_like(source, '^\s*\(*\s*(select|with|values|table)\M', 'i') THEN
-		RETURN pg_catalog.concat('(', source, ')');
-	END IF;
-	RETURN pg_catalog.textin(pg_catalog.regclassout(pg_catalog.regclassin(pg_catalog.textout(source))));
-END
-$$;
+-- Sources are turned into SQL by personalize.source_sql (sqlsource.sql). The functions that
+-- run the caller's SQL text (fairness_by_group, fairness_summary, exposure_by_group)
+-- deliberately do not pin search_path: names in that text resolve as the caller would
+-- resolve them. Their own references are schema-qualified.
 
 -- ---------------------------------------------------------------- group fairness
 

@@ -64,11 +64,7 @@ BEGIN
 	fit_options := options - 'activate';
 
 	-- a query runs as a subquery; anything else must name a table or view
-	IF source ~* '^\s*\(?\s*(select|with|values|table)\M' THEN
-		relation := '(' || pg_catalog.regexp_replace(source, ';\s*$', '') || ')';
-	ELSE
-		relation := source::pg_catalog.regclass::pg_catalog.text;
-	END IF;
+	relation := personalize.source_sql(source);
 
 	-- runs as the caller: privileges and row-level security apply to the source
 	started := pg_catalog.clock_timestamp();

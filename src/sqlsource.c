@@ -39,27 +39,48 @@ LooksLikeQuery(const char *source)
 	return false;
 }
 
+/*
+ * A table or view name, or a query, as SQL that can follow FROM (the caller
+ * adds its alias). "what" names the argument in messages; without it a
+ * missing relation gets PostgreSQL's own error.
+ */
 char *
-SourceAsFromItem(const char *source, const char *alias)
+SourceAsRelation(const char *source, const char *what)
 {
+	const char *noun = what ? what : "source";
 	List	   *names;
 	RangeVar   *rv;
 	Oid			relid;
 
-	if (source == NULL || source[0] == '\0')
+	if (source == NULL || source[strspn(source, " \t\r\n")] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("source must name a table or view, or be a query")));
+				 errmsg("%s must name a table or view, or be a query", noun)));
 	if (LooksLikeQuery(source))
-		return psprintf("(%s) AS %s", source, quote_identifier(alias));
+	{
+		/* a trailing semicolon, as typed at a psql prompt, would end the subquery */
+		int			len = strlen(source);
+
+		while (len > 0 && (isspace((unsigned char) source[len - 1]) || source[len - 1] == ';'))
+			len--;
+		return psprintf("(%.*s)", len, source);
+	}
 
 	names = stringToQualifiedNameList(source);
 	rv = makeRangeVarFromNameList(names);
-	relid = RangeVarGetRelid(rv, NoLock, false);
-	return psprintf("%s AS %s",
-					quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-											   get_rel_name(relid)),
-					quote_identifier(alias));
+	relid = RangeVarGetRelid(rv, NoLock, what != NULL);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("%s relation \"%s\" does not exist", what, source),
+				 errhint("Give a table or view name, or a query such as SELECT ... FROM ....")));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+}
+
+char *
+SourceAsFromItem(const char *source, const char *alias)
+{
+	return psprintf("%s AS %s", SourceAsRelation(source, NULL), quote_identifier(alias));
 }
 
 /* Column names of a table, view or query, in order: lets SQL code adapt to optional columns. */
@@ -95,12 +116,15 @@ source_columns(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(result);
 }
 
-PG_FUNCTION_INFO_V1(source_from_item);
+/* personalize.source_sql(source text, what text DEFAULT NULL) */
+PG_FUNCTION_INFO_V1(source_sql);
 Datum
-source_from_item(PG_FUNCTION_ARGS)
+source_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(SourceAsFromItem(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-													  text_to_cstring(PG_GETARG_TEXT_PP(1)))));
+	char	   *source = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *what = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	PG_RETURN_TEXT_P(cstring_to_text(SourceAsRelation(source, what)));
 }
 
 /*

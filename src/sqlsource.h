@@ -5,6 +5,7 @@
 #ifndef PERSONALIZE_SQLSOURCE_H
 #define PERSONALIZE_SQLSOURCE_H
 
+extern char *SourceAsRelation(const char *source, const char *what);
 extern char *SourceAsFromItem(const char *source, const char *alias);
 extern void CheckSourceColumns(const char *from_item, const char *what,
 							   const char *const *columns, int ncolumns);

@@ -30,7 +30,7 @@ SELECT is(
                          'ranking_metrics', 'ranking_metrics_by_user', 'beyond_accuracy',
                          'split_by_user_time', 'split_by_time',
                          'create_experiment', 'assign', 'log_outcome', 'segment_effects', 'cuped_results',
-                         'experiment_metric_check', 'unit_relation', 'chisq_gof', 'moments_pad',
+                         'experiment_metric_check', 'source_sql', 'chisq_gof', 'moments_pad',
                          'set_consent', 'protect', 'consents_append_only', 'fairness_gaps')),
   NULL, 'only aggregate support and functions that handle NULL arguments themselves take NULLs');
 -- internal states only where the issue allows them (ALS and item-kNN need
