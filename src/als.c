@@ -278,14 +278,7 @@ als_final(PG_FUNCTION_ARGS)
 
 	if (st->n == 0)
 		PG_RETURN_NULL();
-	d = interactions_build(st);
-	/* the triples are no longer needed (FINALFUNC_MODIFY = READ_WRITE) */
-	pfree(st->users);
-	pfree(st->items);
-	pfree(st->weights);
-	st->users = st->items = NULL;
-	st->weights = NULL;
-	st->n = st->capacity = 0;
+	d = interactions_build(st);	/* consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
 
 	m = model_from_interactions(MODEL_ALS, d, opts, f, 0, true);
 	X = MODEL_SECTION(m, m->off_user_factors, float);

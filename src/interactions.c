@@ -373,6 +373,14 @@ interactions_build(InteractionState *st)
 		d->item_pop[pairs[j].item] += pairs[j].weight;
 	}
 	pfree(pairs);
+
+	/* the triples are consumed: release them before training allocates its matrices */
+	pfree(st->users);
+	pfree(st->items);
+	pfree(st->weights);
+	st->users = st->items = NULL;
+	st->weights = NULL;
+	st->n = st->capacity = 0;
 	return d;
 }
 

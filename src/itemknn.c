@@ -48,13 +48,7 @@ itemknn_final(PG_FUNCTION_ARGS)
 	shrinkage = (float) options_get_number(opts, "shrinkage", 0, 0, 1e9);
 	if (st->n == 0)
 		PG_RETURN_NULL();
-	d = interactions_build(st);
-	pfree(st->users);
-	pfree(st->items);
-	pfree(st->weights);
-	st->users = st->items = NULL;
-	st->weights = NULL;
-	st->n = st->capacity = 0;
+	d = interactions_build(st);	/* consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
 
 	m = model_from_interactions(MODEL_ITEMKNN, d, opts, 0, K, true);
 	nbr = MODEL_SECTION(m, m->off_nbr_index, int32);

@@ -104,7 +104,7 @@ typedef struct Interactions
 	float	   *item_pop;		/* summed weight per item */
 } Interactions;
 
-extern Interactions *interactions_build(InteractionState *state);
+extern Interactions *interactions_build(InteractionState *state);	/* consumes state's triples */
 extern void interactions_transpose(const Interactions *in, int64 **indptr, int32 **indices, float **weights);
 
 /* Building a model value. */
