@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 status=0
 
 echo "== pg_regress"
-if ! make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config ${REGRESS:+REGRESS="$REGRESS"}; then
+if ! make -s installcheck PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" ${REGRESS:+REGRESS="$REGRESS"}; then
   status=1
   [ -f regression.diffs ] && head -200 regression.diffs
 fi
