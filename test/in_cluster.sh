@@ -17,6 +17,9 @@ bash test/check_docs.sh || status=1
 echo "== pg_dump / pg_restore keep the extension's data"
 bash test/check_dump.sh || status=1
 
+echo "== ALTER EXTENSION UPDATE from every earlier release equals a fresh install"
+bash test/check_upgrade.sh || status=1
+
 echo "== the README's SQL tour runs as written"
 bash test/check_readme.sh || status=1
 
