@@ -208,7 +208,7 @@ AS $$
 DECLARE
 	p record;
 	n bigint;
-	touched jsonb := '{}';
+	touched jsonb := '{}'::jsonb;
 	subject bigint := forget.subject_id;
 BEGIN
 	-- Refuse rather than silently skip rows the policy hides from us.

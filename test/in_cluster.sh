@@ -17,6 +17,9 @@ bash test/check_docs.sh || status=1
 echo "== pg_dump / pg_restore keep the extension's data"
 bash test/check_dump.sh || status=1
 
+echo "== plpgsql_check on every PL/pgSQL function"
+bash test/check_plpgsql.sh || status=1
+
 echo "== ALTER EXTENSION UPDATE from every earlier release equals a fresh install"
 bash test/check_upgrade.sh || status=1
 
