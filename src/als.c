@@ -281,8 +281,8 @@ als_final(PG_FUNCTION_ARGS)
 	d = interactions_build(st);	/* consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
 
 	m = model_from_interactions(MODEL_ALS, d, opts, f, 0, true);
-	X = MODEL_SECTION(m, m->off_user_factors, float);
-	Y = MODEL_SECTION(m, m->off_item_factors, float);
+	X = model_section(m, SECTION_USER_FACTORS);
+	Y = model_section(m, SECTION_ITEM_FACTORS);
 	/* small positive start, as the common implementations do; users then items */
 	for (Size i = 0; i < (Size) d->nusers * f; i++)
 		X[i] = (float) (pg_prng_double(&rng) * 0.01);

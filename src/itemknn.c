@@ -51,8 +51,8 @@ itemknn_final(PG_FUNCTION_ARGS)
 	d = interactions_build(st);	/* consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
 
 	m = model_from_interactions(MODEL_ITEMKNN, d, opts, 0, K, true);
-	nbr = MODEL_SECTION(m, m->off_nbr_index, int32);
-	sim = MODEL_SECTION(m, m->off_nbr_sim, float);
+	nbr = model_section(m, SECTION_NEIGHBOR_ITEMS);
+	sim = model_section(m, SECTION_NEIGHBOR_SIMILARITY);
 	interactions_transpose(d, &t_indptr, &t_indices, &t_weights);
 
 	norms = palloc(sizeof(float) * d->nitems);

@@ -20,21 +20,6 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-const char *
-model_algorithm_name(int alg)
-{
-	switch (alg)
-	{
-		case MODEL_POPULARITY:
-			return "popularity";
-		case MODEL_ITEMKNN:
-			return "itemknn";
-		case MODEL_ALS:
-			return "als";
-	}
-	return "unknown";
-}
-
 /* ---------- id maps ---------- */
 
 static inline uint64
@@ -128,31 +113,138 @@ idmap_from_sorted(const int64 *ids, int32 n)
 	return map;
 }
 
-/* ---------- building and checking values ---------- */
+/* ---------- the image: section directory ---------- */
+
+Size
+model_element_size(int element)
+{
+	switch (element)
+	{
+		case ELEMENT_CHAR:
+			return 1;
+		case ELEMENT_INT32:
+		case ELEMENT_FLOAT4:
+			return 4;
+		case ELEMENT_INT64:
+		case ELEMENT_FLOAT8:
+			return 8;
+	}
+	return 0;
+}
+
+void
+model_corrupt(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("invalid personalize.model value: %s", what)));
+}
+
+const ModelSection *
+model_section_entry(const ModelHeader *m, int kind)
+{
+	for (int i = 0; i < m->nsections; i++)
+		if (m->section[i].kind == kind)
+			return &m->section[i];
+	return NULL;
+}
+
+void *
+model_section(const ModelHeader *m, int kind)
+{
+	const ModelSection *s = model_section_entry(m, kind);
+
+	return s ? (char *) m + s->offset : NULL;
+}
+
+/* Rows of a section of this kind in this model. */
+static int64
+model_row_count(const ModelHeader *m, int rows)
+{
+	switch (rows)
+	{
+		case ROWS_USERS:
+			return m->nusers;
+		case ROWS_ITEMS:
+			return m->nitems;
+		case ROWS_PAIRS:
+			return m->nnz;
+		case ROWS_USERS_PLUS_ONE:
+			return (int64) m->nusers + 1;
+	}
+	return 1;
+}
+
+/* The section of a kind with this element type, row kind and width (elements per row; 0: any). */
+void *
+model_require(const ModelHeader *m, int kind, ModelElement element, ModelRows rows, int64 width)
+{
+	const ModelSection *s = model_section_entry(m, kind);
+
+	if (s == NULL)
+		model_corrupt(psprintf("section %d is missing", kind));
+	if (s->element != element || s->rows != rows ||
+		(width > 0 && s->bytes != (uint64) model_row_count(m, rows) * width * model_element_size(element)))
+		model_corrupt(psprintf("section %d has the wrong shape", kind));
+	return (char *) m + s->offset;
+}
+
+void
+model_builder_init(ModelBuilder *b, ModelAlgorithm alg)
+{
+	memset(b, 0, sizeof(ModelBuilder));
+	b->hdr.magic = MODEL_MAGIC;
+	b->hdr.format = MODEL_FORMAT;
+	b->hdr.algorithm = alg;
+	b->hdr.loss = get_float8_nan();
+}
+
+/* A section of count elements; laid out in the order reserved. */
+void
+model_reserve(ModelBuilder *b, int kind, ModelElement element, ModelRows rows, uint64 count)
+{
+	ModelSection *s;
+
+	if (b->hdr.nsections >= MODEL_MAX_SECTIONS)
+		elog(ERROR, "too many model sections");
+	for (int i = 0; i < b->hdr.nsections; i++)
+		if (b->section[i].kind == kind)
+			elog(ERROR, "model section %d reserved twice", kind);
+	s = &b->section[b->hdr.nsections++];
+	s->kind = kind;
+	s->element = element;
+	s->rows = rows;
+	s->bytes = count * model_element_size(element);
+}
 
 uint64
-model_reserve(ModelBuilder *b, Size bytes)
+model_layout(ModelBuilder *b)
 {
-	uint64		off = TYPEALIGN(8, b->size);
+	uint64		off = offsetof(ModelHeader, section) + sizeof(ModelSection) * b->hdr.nsections;
 
-	b->size = off + bytes;
+	for (int i = 0; i < b->hdr.nsections; i++)
+	{
+		off = TYPEALIGN(8, off);
+		b->section[i].offset = off;
+		off += b->section[i].bytes;
+	}
+	b->hdr.image_bytes = off;
 	return off;
 }
 
+/* The image, zeroed (alignment gaps too, so equal models are equal bytes). */
 ModelHeader *
 model_allocate(ModelBuilder *b)
 {
+	uint64		bytes = model_layout(b);
 	ModelHeader *m;
 
-	if (b->size > MaxAllocSize)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("model would take %zu bytes, more than the 1 GB limit of a value", b->size),
-				 errhint("Use fewer factors, fewer neighbors or less data.")));
-	/* zeroed: alignment gaps too, so equal models are equal bytes */
-	m = MemoryContextAllocExtended(CurrentMemoryContext, b->size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	memcpy(m, &b->hdr, sizeof(ModelHeader));
-	SET_VARSIZE(m, b->size);
+	m = MemoryContextAllocExtended(CurrentMemoryContext, bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	memcpy(m, &b->hdr, offsetof(ModelHeader, section));
+	memcpy(m->section, b->section, sizeof(ModelSection) * b->hdr.nsections);
+	m->vl_len_ = 0;
+	if (bytes <= MaxAllocSize)
+		SET_VARSIZE(m, bytes);
 	return m;
 }
 
@@ -168,11 +260,7 @@ model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *opt
 	char	   *opts = JsonbToCString(NULL, &options->root, VARSIZE(options));
 	ModelHeader *m;
 
-	memset(&b, 0, sizeof(b));
-	b.size = sizeof(ModelHeader);
-	b.hdr.magic = MODEL_MAGIC;
-	b.hdr.format = MODEL_FORMAT;
-	b.hdr.algorithm = alg;
+	model_builder_init(&b, alg);
 	b.hdr.factors = factors;
 	b.hdr.neighbors = neighbors;
 	b.hdr.nusers = keep_matrix ? data->nusers : 0;
@@ -180,137 +268,341 @@ model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *opt
 	b.hdr.nnz = keep_matrix ? data->nnz : 0;
 	b.hdr.rows = data->rows;
 	b.hdr.null_rows = data->null_rows;
-	b.hdr.loss = get_float8_nan();
-	b.hdr.off_options = model_reserve(&b, strlen(opts) + 1);
+	model_reserve(&b, SECTION_OPTIONS, ELEMENT_CHAR, ROWS_NONE, strlen(opts) + 1);
 	if (keep_matrix)
-		b.hdr.off_user_ids = model_reserve(&b, sizeof(int64) * data->nusers);
-	b.hdr.off_item_ids = model_reserve(&b, sizeof(int64) * data->nitems);
-	b.hdr.off_item_pop = model_reserve(&b, sizeof(float) * data->nitems);
+		model_reserve(&b, SECTION_USER_IDS, ELEMENT_INT64, ROWS_USERS, data->nusers);
+	model_reserve(&b, SECTION_ITEM_IDS, ELEMENT_INT64, ROWS_ITEMS, data->nitems);
+	model_reserve(&b, SECTION_ITEM_POPULARITY, ELEMENT_FLOAT4, ROWS_ITEMS, data->nitems);
 	if (keep_matrix)
 	{
-		b.hdr.off_indptr = model_reserve(&b, sizeof(int64) * ((Size) data->nusers + 1));
-		b.hdr.off_indices = model_reserve(&b, sizeof(int32) * data->nnz);
-		b.hdr.off_weights = model_reserve(&b, sizeof(float) * data->nnz);
+		model_reserve(&b, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, (uint64) data->nusers + 1);
+		model_reserve(&b, SECTION_SEEN_ITEMS, ELEMENT_INT32, ROWS_PAIRS, data->nnz);
+		model_reserve(&b, SECTION_SEEN_WEIGHTS, ELEMENT_FLOAT4, ROWS_PAIRS, data->nnz);
 	}
 	if (factors > 0)
 	{
-		b.hdr.off_user_factors = model_reserve(&b, sizeof(float) * (Size) data->nusers * factors);
-		b.hdr.off_item_factors = model_reserve(&b, sizeof(float) * (Size) data->nitems * factors);
+		model_reserve(&b, SECTION_USER_FACTORS, ELEMENT_FLOAT4, ROWS_USERS, (uint64) data->nusers * factors);
+		model_reserve(&b, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * factors);
 	}
 	if (neighbors > 0)
 	{
-		b.hdr.off_nbr_index = model_reserve(&b, sizeof(int32) * (Size) data->nitems * neighbors);
-		b.hdr.off_nbr_sim = model_reserve(&b, sizeof(float) * (Size) data->nitems * neighbors);
+		model_reserve(&b, SECTION_NEIGHBOR_ITEMS, ELEMENT_INT32, ROWS_ITEMS, (uint64) data->nitems * neighbors);
+		model_reserve(&b, SECTION_NEIGHBOR_SIMILARITY, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * neighbors);
 	}
 	m = model_allocate(&b);
-	strcpy(MODEL_SECTION(m, m->off_options, char), opts);
-	memcpy(MODEL_SECTION(m, m->off_item_ids, int64), data->item_ids, sizeof(int64) * data->nitems);
-	memcpy(MODEL_SECTION(m, m->off_item_pop, float), data->item_pop, sizeof(float) * data->nitems);
+	strcpy(model_section(m, SECTION_OPTIONS), opts);
+	memcpy(model_section(m, SECTION_ITEM_IDS), data->item_ids, sizeof(int64) * data->nitems);
+	memcpy(model_section(m, SECTION_ITEM_POPULARITY), data->item_pop, sizeof(float) * data->nitems);
 	if (keep_matrix)
 	{
-		memcpy(MODEL_SECTION(m, m->off_user_ids, int64), data->user_ids, sizeof(int64) * data->nusers);
-		memcpy(MODEL_SECTION(m, m->off_indptr, int64), data->indptr, sizeof(int64) * ((Size) data->nusers + 1));
-		memcpy(MODEL_SECTION(m, m->off_indices, int32), data->indices, sizeof(int32) * data->nnz);
-		memcpy(MODEL_SECTION(m, m->off_weights, float), data->weights, sizeof(float) * data->nnz);
+		memcpy(model_section(m, SECTION_USER_IDS), data->user_ids, sizeof(int64) * data->nusers);
+		memcpy(model_section(m, SECTION_SEEN_INDPTR), data->indptr, sizeof(int64) * ((Size) data->nusers + 1));
+		memcpy(model_section(m, SECTION_SEEN_ITEMS), data->indices, sizeof(int32) * data->nnz);
+		memcpy(model_section(m, SECTION_SEEN_WEIGHTS), data->weights, sizeof(float) * data->nnz);
 	}
 	return m;
 }
 
+/* ---------- validation ---------- */
+
 static void
-model_corrupt(const char *what)
+validate_ascending(const int64 *ids, int64 n, const char *what)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("invalid personalize.model value: %s", what)));
+	for (int64 i = 1; i < n; i++)
+		if (ids[i] <= ids[i - 1])
+			model_corrupt(what);
 }
 
+/* The user-item matrix: ids, CSR row starts, item indexes in range. */
 static void
-check_section(ModelHeader *m, uint64 off, Size bytes, bool required, const char *what)
+validate_seen(const ModelHeader *m, bool required)
 {
-	Size		size = VARSIZE(m);
+	const int64 *indptr;
+	const int32 *items;
 
-	if (off == 0)
+	if (!required && model_section_entry(m, SECTION_SEEN_INDPTR) == NULL)
 	{
-		if (required)
-			model_corrupt(what);
+		if (m->nusers != 0 || m->nnz != 0)
+			model_corrupt("users without a user-item matrix");
 		return;
 	}
-	if (off % 8 != 0 || off < sizeof(ModelHeader) || off > size || bytes > size - off)
-		model_corrupt(what);
-}
-
-/* Every section lies inside the value and the indexes it holds are in range. */
-static void
-model_validate(ModelHeader *m)
-{
-	Size		size = VARSIZE(m);
-	bool		matrix;
-
-	if (size < sizeof(ModelHeader) || m->magic != MODEL_MAGIC)
-		model_corrupt("bad header");
-	if (m->format != MODEL_FORMAT)
-		model_corrupt("unsupported format");
-	if (m->algorithm < MODEL_POPULARITY || m->algorithm > MODEL_ALS)
-		model_corrupt("unknown algorithm");
-	if (m->nusers < 0 || m->nitems < 0 || m->nnz < 0 || m->factors < 0 || m->neighbors < 0)
-		model_corrupt("negative count");
-	matrix = m->off_indptr != 0;
-	check_section(m, m->off_options, 1, true, "options");
-	if (MODEL_SECTION(m, m->off_options, char)[0] == '\0' || memchr(MODEL_SECTION(m, m->off_options, char), 0, size - m->off_options) == NULL)
-		model_corrupt("options");
-	check_section(m, m->off_item_ids, sizeof(int64) * m->nitems, true, "item ids");
-	check_section(m, m->off_item_pop, sizeof(float) * m->nitems, true, "item popularity");
-	check_section(m, m->off_user_ids, sizeof(int64) * m->nusers, matrix, "user ids");
-	if (matrix)
-	{
-		int64	   *indptr;
-		int32	   *indices;
-
-		check_section(m, m->off_indptr, sizeof(int64) * ((Size) m->nusers + 1), true, "indptr");
-		check_section(m, m->off_indices, sizeof(int32) * m->nnz, true, "indices");
-		check_section(m, m->off_weights, sizeof(float) * m->nnz, true, "weights");
-		indptr = MODEL_SECTION(m, m->off_indptr, int64);
-		indices = MODEL_SECTION(m, m->off_indices, int32);
-		if (indptr[0] != 0 || indptr[m->nusers] != m->nnz)
+	validate_ascending(model_require(m, SECTION_USER_IDS, ELEMENT_INT64, ROWS_USERS, 1), m->nusers, "user ids");
+	indptr = model_require(m, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, 1);
+	items = model_require(m, SECTION_SEEN_ITEMS, ELEMENT_INT32, ROWS_PAIRS, 1);
+	model_require(m, SECTION_SEEN_WEIGHTS, ELEMENT_FLOAT4, ROWS_PAIRS, 1);
+	if (indptr[0] != 0 || indptr[m->nusers] != m->nnz)
+		model_corrupt("indptr");
+	for (int32 u = 0; u < m->nusers; u++)
+		if (indptr[u + 1] < indptr[u])
 			model_corrupt("indptr");
-		for (int32 u = 0; u < m->nusers; u++)
-			if (indptr[u + 1] < indptr[u])
-				model_corrupt("indptr");
-		for (int64 i = 0; i < m->nnz; i++)
-			if (indices[i] < 0 || indices[i] >= m->nitems)
-				model_corrupt("indices");
-	}
-	if (m->algorithm == MODEL_ALS)
-	{
-		if (m->factors < 1 || !matrix)
-			model_corrupt("factors");
-		check_section(m, m->off_user_factors, sizeof(float) * (Size) m->nusers * m->factors, true, "user factors");
-		check_section(m, m->off_item_factors, sizeof(float) * (Size) m->nitems * m->factors, true, "item factors");
-	}
-	if (m->algorithm == MODEL_ITEMKNN)
-	{
-		int32	   *nbr;
-
-		if (m->neighbors < 1 || !matrix)
-			model_corrupt("neighbors");
-		check_section(m, m->off_nbr_index, sizeof(int32) * (Size) m->nitems * m->neighbors, true, "neighbors");
-		check_section(m, m->off_nbr_sim, sizeof(float) * (Size) m->nitems * m->neighbors, true, "similarities");
-		nbr = MODEL_SECTION(m, m->off_nbr_index, int32);
-		for (Size i = 0; i < (Size) m->nitems * m->neighbors; i++)
-			if (nbr[i] < -1 || nbr[i] >= m->nitems)
-				model_corrupt("neighbors");
-	}
+	for (int64 i = 0; i < m->nnz; i++)
+		if (items[i] < 0 || items[i] >= m->nitems)
+			model_corrupt("indices");
 }
 
-/* Detoasted model; layout checked only where the bytes came from outside (I/O). */
+static void
+validate_popularity(const ModelHeader *m)
+{
+	validate_seen(m, false);
+}
+
+static void
+validate_itemknn(const ModelHeader *m)
+{
+	const int32 *nbr;
+
+	validate_seen(m, true);
+	if (m->neighbors < 1)
+		model_corrupt("neighbors");
+	nbr = model_require(m, SECTION_NEIGHBOR_ITEMS, ELEMENT_INT32, ROWS_ITEMS, m->neighbors);
+	model_require(m, SECTION_NEIGHBOR_SIMILARITY, ELEMENT_FLOAT4, ROWS_ITEMS, m->neighbors);
+	for (Size i = 0; i < (Size) m->nitems * m->neighbors; i++)
+		if (nbr[i] < -1 || nbr[i] >= m->nitems)
+			model_corrupt("neighbors");
+}
+
+static void
+validate_als(const ModelHeader *m)
+{
+	validate_seen(m, true);
+	if (m->factors < 1)
+		model_corrupt("factors");
+	model_require(m, SECTION_USER_FACTORS, ELEMENT_FLOAT4, ROWS_USERS, m->factors);
+	model_require(m, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, m->factors);
+}
+
+/*
+ * Every algorithm: its stored number, name, and the checks of its own
+ * sections (the common ones, options, item ids and popularity, are checked
+ * for all). A new algorithm adds one line here.
+ */
+static const struct
+{
+	ModelAlgorithm algorithm;
+	const char *name;
+	void		(*validate) (const ModelHeader *m);
+}			model_algorithms[] =
+{
+	{MODEL_POPULARITY, "popularity", validate_popularity},
+	{MODEL_ITEMKNN, "itemknn", validate_itemknn},
+	{MODEL_ALS, "als", validate_als},
+};
+
+const char *
+model_algorithm_name(int alg)
+{
+	for (int i = 0; i < lengthof(model_algorithms); i++)
+		if (model_algorithms[i].algorithm == alg)
+			return model_algorithms[i].name;
+	return "unknown";
+}
+
+/* A header this version can read: right magic, a known format, the stated length. */
+static void
+model_check_header(const ModelHeader *m, uint64 bytes)
+{
+	if (bytes < offsetof(ModelHeader, section) || m->magic != MODEL_MAGIC)
+		model_corrupt("bad header");
+	if (m->format > MODEL_FORMAT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("personalize.model format %d is newer than this version of pg_personalize reads (format %d)",
+						m->format, MODEL_FORMAT),
+				 errhint("Update the extension, or export the model from the newer version's format.")));
+	if (m->format != MODEL_FORMAT)
+		model_corrupt(psprintf("unknown format %d", m->format));
+	if (m->image_bytes != bytes)
+		model_corrupt("bad length");
+}
+
+/*
+ * Every section lies inside the image, after the directory and the previous
+ * section, with a known element type and a whole number of rows; then the
+ * algorithm's own checks (indexes in range, shapes).
+ */
+void
+model_validate(const ModelHeader *m, uint64 bytes)
+{
+	uint64		end;
+	const char *options;
+	int			alg = -1;
+
+	model_check_header(m, bytes);
+	if (m->nsections < 0 || m->nsections > MODEL_MAX_SECTIONS)
+		model_corrupt("section count");
+	end = offsetof(ModelHeader, section) + sizeof(ModelSection) * m->nsections;
+	if (end > bytes)
+		model_corrupt("section directory");
+	if (m->nusers < 0 || m->nitems < 0 || m->nnz < 0 || m->factors < 0 || m->neighbors < 0 ||
+		m->rows < 0 || m->null_rows < 0)
+		model_corrupt("negative count");
+	for (int i = 0; i < m->nsections; i++)
+	{
+		const ModelSection *s = &m->section[i];
+		Size		esize = model_element_size(s->element);
+		int64		nrows;
+
+		if (esize == 0 || s->rows < ROWS_NONE || s->rows > ROWS_USERS_PLUS_ONE)
+			model_corrupt(psprintf("section %d: unknown element or row type", s->kind));
+		if (s->offset % 8 != 0 || s->offset < end || s->offset > bytes || s->bytes > bytes - s->offset)
+			model_corrupt(psprintf("section %d lies outside the image", s->kind));
+		nrows = model_row_count(m, s->rows);
+		if (s->bytes % esize != 0 || (nrows == 0 && s->bytes != 0) ||
+			(nrows > 0 && s->bytes % ((uint64) nrows * esize) != 0))
+			model_corrupt(psprintf("section %d: not a whole number of rows", s->kind));
+		for (int j = 0; j < i; j++)
+			if (m->section[j].kind == s->kind)
+				model_corrupt(psprintf("section %d appears twice", s->kind));
+		end = s->offset + s->bytes;
+	}
+	for (int i = 0; i < lengthof(model_algorithms); i++)
+		if (model_algorithms[i].algorithm == m->algorithm)
+			alg = i;
+	if (alg < 0)
+		model_corrupt(psprintf("unknown algorithm %d", m->algorithm));
+	options = model_require(m, SECTION_OPTIONS, ELEMENT_CHAR, ROWS_NONE, 0);
+	if (model_section_entry(m, SECTION_OPTIONS)->bytes < 2 || options[0] == '\0' ||
+		options[model_section_entry(m, SECTION_OPTIONS)->bytes - 1] != '\0')
+		model_corrupt("options");
+	validate_ascending(model_require(m, SECTION_ITEM_IDS, ELEMENT_INT64, ROWS_ITEMS, 1), m->nitems, "item ids");
+	model_require(m, SECTION_ITEM_POPULARITY, ELEMENT_FLOAT4, ROWS_ITEMS, 1);
+	model_algorithms[alg].validate(m);
+}
+
+/* ---------- format 1 (0.1.0): fixed offsets, converted when read ---------- */
+
+typedef struct ModelHeaderV1
+{
+	int32		vl_len_;
+	int32		magic;
+	int16		format;
+	int16		algorithm;
+	int32		factors;
+	int32		neighbors;
+	int32		nusers;
+	int32		nitems;
+	int32		pad;
+	int64		nnz;
+	int64		rows;
+	int64		null_rows;
+	double		loss;
+	uint64		off_options;
+	uint64		off_user_ids;
+	uint64		off_item_ids;
+	uint64		off_item_pop;
+	uint64		off_indptr;
+	uint64		off_indices;
+	uint64		off_weights;
+	uint64		off_user_factors;
+	uint64		off_item_factors;
+	uint64		off_nbr_index;
+	uint64		off_nbr_sim;
+} ModelHeaderV1;
+
+/* Copy one format-1 section, checked to lie inside the value, into a reserved section. */
+static void
+v1_copy(ModelHeader *m, int kind, const ModelHeaderV1 *old, Size size, uint64 off)
+{
+	const ModelSection *s = model_section_entry(m, kind);
+
+	if (s == NULL)
+		return;
+	if (off % 8 != 0 || off < sizeof(ModelHeaderV1) || off > size || s->bytes > size - off)
+		model_corrupt("format 1 section outside the value");
+	memcpy((char *) m + s->offset, (const char *) old + off, s->bytes);
+}
+
+/* The format-2 image of a format-1 value (same sections, same bytes), validated. */
+static ModelHeader *
+model_from_v1(const ModelHeaderV1 *old, Size size)
+{
+	ModelBuilder b;
+	ModelHeader *m;
+	const char *opts;
+	const char *nul;
+
+	if (size < sizeof(ModelHeaderV1))
+		model_corrupt("bad length");
+	if (old->off_options < sizeof(ModelHeaderV1) || old->off_options >= size)
+		model_corrupt("options");
+	opts = (const char *) old + old->off_options;
+	nul = memchr(opts, 0, size - old->off_options);
+	if (nul == NULL)
+		model_corrupt("options");
+	if (old->nusers < 0 || old->nitems < 0 || old->nnz < 0 || old->factors < 0 || old->neighbors < 0)
+		model_corrupt("negative count");
+	model_builder_init(&b, old->algorithm);
+	b.hdr.factors = old->factors;
+	b.hdr.neighbors = old->neighbors;
+	b.hdr.nusers = old->nusers;
+	b.hdr.nitems = old->nitems;
+	b.hdr.nnz = old->nnz;
+	b.hdr.rows = old->rows;
+	b.hdr.null_rows = old->null_rows;
+	b.hdr.loss = old->loss;
+	model_reserve(&b, SECTION_OPTIONS, ELEMENT_CHAR, ROWS_NONE, nul - opts + 1);
+	if (old->off_user_ids)
+		model_reserve(&b, SECTION_USER_IDS, ELEMENT_INT64, ROWS_USERS, old->nusers);
+	model_reserve(&b, SECTION_ITEM_IDS, ELEMENT_INT64, ROWS_ITEMS, old->nitems);
+	model_reserve(&b, SECTION_ITEM_POPULARITY, ELEMENT_FLOAT4, ROWS_ITEMS, old->nitems);
+	if (old->off_indptr)
+	{
+		model_reserve(&b, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, (uint64) old->nusers + 1);
+		model_reserve(&b, SECTION_SEEN_ITEMS, ELEMENT_INT32, ROWS_PAIRS, old->nnz);
+		model_reserve(&b, SECTION_SEEN_WEIGHTS, ELEMENT_FLOAT4, ROWS_PAIRS, old->nnz);
+	}
+	if (old->off_user_factors)
+		model_reserve(&b, SECTION_USER_FACTORS, ELEMENT_FLOAT4, ROWS_USERS, (uint64) old->nusers * old->factors);
+	if (old->off_item_factors)
+		model_reserve(&b, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) old->nitems * old->factors);
+	if (old->off_nbr_index)
+		model_reserve(&b, SECTION_NEIGHBOR_ITEMS, ELEMENT_INT32, ROWS_ITEMS, (uint64) old->nitems * old->neighbors);
+	if (old->off_nbr_sim)
+		model_reserve(&b, SECTION_NEIGHBOR_SIMILARITY, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) old->nitems * old->neighbors);
+	if (model_layout(&b) > size + 4096 + sizeof(ModelSection) * MODEL_MAX_SECTIONS)
+		model_corrupt("format 1 counts larger than the value");
+	m = model_allocate(&b);
+	v1_copy(m, SECTION_OPTIONS, old, size, old->off_options);
+	v1_copy(m, SECTION_USER_IDS, old, size, old->off_user_ids);
+	v1_copy(m, SECTION_ITEM_IDS, old, size, old->off_item_ids);
+	v1_copy(m, SECTION_ITEM_POPULARITY, old, size, old->off_item_pop);
+	v1_copy(m, SECTION_SEEN_INDPTR, old, size, old->off_indptr);
+	v1_copy(m, SECTION_SEEN_ITEMS, old, size, old->off_indices);
+	v1_copy(m, SECTION_SEEN_WEIGHTS, old, size, old->off_weights);
+	v1_copy(m, SECTION_USER_FACTORS, old, size, old->off_user_factors);
+	v1_copy(m, SECTION_ITEM_FACTORS, old, size, old->off_item_factors);
+	v1_copy(m, SECTION_NEIGHBOR_ITEMS, old, size, old->off_nbr_index);
+	v1_copy(m, SECTION_NEIGHBOR_SIMILARITY, old, size, old->off_nbr_sim);
+	model_validate(m, m->image_bytes);
+	return m;
+}
+
+/*
+ * The format-2 image of a value: format 1 is converted (and checked), format
+ * 2 is used in place; full checks where the bytes came from outside (I/O).
+ */
+static ModelHeader *
+model_image_of(struct varlena *v, bool validate)
+{
+	ModelHeader *m = (ModelHeader *) v;
+	Size		size = VARSIZE(v);
+
+	if (size < offsetof(ModelHeader, section) || m->magic != MODEL_MAGIC)
+		model_corrupt("bad header");
+	if (m->format == MODEL_FORMAT_V1)
+		return model_from_v1((const ModelHeaderV1 *) v, size);
+	if (validate)
+		model_validate(m, size);
+	else
+		model_check_header(m, size);
+	return m;
+}
+
+/* Detoasted model image (format 1 converted); layout fully checked only in I/O. */
 ModelHeader *
 model_check(Datum d)
 {
-	ModelHeader *m = (ModelHeader *) PG_DETOAST_DATUM(d);
-
-	if (VARSIZE(m) < sizeof(ModelHeader) || m->magic != MODEL_MAGIC)
-		model_corrupt("bad header");
-	return m;
+	return model_image_of(PG_DETOAST_DATUM(d), false);
 }
 
 PG_FUNCTION_INFO_V1(model_in);
@@ -319,34 +611,33 @@ model_in(PG_FUNCTION_ARGS)
 {
 	char	   *str = PG_GETARG_CSTRING(0);
 	size_t		len = strlen(str);
-	ModelHeader *m;
+	struct varlena *v;
 
 	if (len < 2 || str[0] != '\\' || str[1] != 'x' || (len - 2) % 2 != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid input syntax for type model"),
 				 errdetail("A model is written as \\x followed by the hexadecimal digits of its value.")));
-	if ((len - 2) / 2 < sizeof(ModelHeader) || (len - 2) / 2 > MaxAllocSize)
+	if ((len - 2) / 2 < offsetof(ModelHeader, section) || (len - 2) / 2 > MaxAllocSize)
 		model_corrupt("bad length");
-	m = MemoryContextAllocHuge(CurrentMemoryContext, (len - 2) / 2);
-	hex_decode(str + 2, len - 2, (char *) m);
-	if (VARSIZE(m) != (len - 2) / 2)
+	v = MemoryContextAllocHuge(CurrentMemoryContext, (len - 2) / 2);
+	hex_decode(str + 2, len - 2, (char *) v);
+	if (VARSIZE(v) != (len - 2) / 2)
 		model_corrupt("bad length");
-	model_validate(m);
-	PG_RETURN_POINTER(m);
+	PG_RETURN_POINTER(model_image_of(v, true));
 }
 
 PG_FUNCTION_INFO_V1(model_out);
 Datum
 model_out(PG_FUNCTION_ARGS)
 {
-	ModelHeader *m = model_check(PG_GETARG_DATUM(0));
-	Size		size = VARSIZE(m);
+	struct varlena *v = PG_DETOAST_DATUM(PG_GETARG_DATUM(0));
+	Size		size = VARSIZE(v);
 	char	   *out = MemoryContextAllocHuge(CurrentMemoryContext, size * 2 + 3);
 
 	out[0] = '\\';
 	out[1] = 'x';
-	hex_encode((const char *) m, size, out + 2);
+	hex_encode((const char *) v, size, out + 2);
 	out[size * 2 + 2] = '\0';
 	PG_RETURN_CSTRING(out);
 }
@@ -357,44 +648,42 @@ model_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	int			len = buf->len - buf->cursor;
-	ModelHeader *m;
+	struct varlena *v;
 
-	if (len < (int) sizeof(ModelHeader))
+	if (len < (int) offsetof(ModelHeader, section))
 		model_corrupt("bad length");
-	m = MemoryContextAllocHuge(CurrentMemoryContext, len);
-	pq_copymsgbytes(buf, (char *) m, len);
-	if (VARSIZE(m) != (Size) len)
+	v = MemoryContextAllocHuge(CurrentMemoryContext, len);
+	pq_copymsgbytes(buf, (char *) v, len);
+	if (VARSIZE(v) != (Size) len)
 		model_corrupt("bad length");
-	model_validate(m);
-	PG_RETURN_POINTER(m);
+	PG_RETURN_POINTER(model_image_of(v, true));
 }
 
 PG_FUNCTION_INFO_V1(model_send);
 Datum
 model_send(PG_FUNCTION_ARGS)
 {
-	ModelHeader *m = model_check(PG_GETARG_DATUM(0));
-	bytea	   *result = MemoryContextAllocHuge(CurrentMemoryContext, VARSIZE(m) + VARHDRSZ);
+	struct varlena *v = PG_DETOAST_DATUM(PG_GETARG_DATUM(0));
+	bytea	   *result = MemoryContextAllocHuge(CurrentMemoryContext, VARSIZE(v) + VARHDRSZ);
 
-	SET_VARSIZE(result, VARSIZE(m) + VARHDRSZ);
-	memcpy(VARDATA(result), m, VARSIZE(m));
+	SET_VARSIZE(result, VARSIZE(v) + VARHDRSZ);
+	memcpy(VARDATA(result), v, VARSIZE(v));
 	PG_RETURN_BYTEA_P(result);
 }
 
-/* personalize.model_info(model) -> jsonb summary */
-PG_FUNCTION_INFO_V1(model_info);
+/* jsonb summary of an image */
 Datum
-model_info(PG_FUNCTION_ARGS)
+model_info_jsonb(const ModelHeader *m)
 {
-	ModelHeader *m = model_check(PG_GETARG_DATUM(0));
 	StringInfoData s;
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "{\"algorithm\": \"%s\", \"options\": %s, \"rows\": " INT64_FORMAT
-					 ", \"null_rows\": " INT64_FORMAT ", \"items\": %d, \"bytes\": %u",
-					 model_algorithm_name(m->algorithm), MODEL_SECTION(m, m->off_options, char),
-					 m->rows, m->null_rows, m->nitems, (unsigned) VARSIZE(m));
-	if (m->off_indptr)
+					 ", \"null_rows\": " INT64_FORMAT ", \"items\": %d, \"bytes\": " UINT64_FORMAT
+					 ", \"format\": %d",
+					 model_algorithm_name(m->algorithm), (const char *) model_section(m, SECTION_OPTIONS),
+					 m->rows, m->null_rows, m->nitems, m->image_bytes, m->format);
+	if (model_section_entry(m, SECTION_SEEN_INDPTR))
 		appendStringInfo(&s, ", \"users\": %d, \"pairs\": " INT64_FORMAT, m->nusers, m->nnz);
 	if (m->factors > 0)
 		appendStringInfo(&s, ", \"factors\": %d", m->factors);
@@ -403,7 +692,15 @@ model_info(PG_FUNCTION_ARGS)
 	if (!isnan(m->loss))
 		appendStringInfo(&s, ", \"loss\": %.9g", m->loss);
 	appendStringInfoChar(&s, '}');
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data));
+}
+
+/* personalize.model_info(model) -> jsonb summary */
+PG_FUNCTION_INFO_V1(model_info);
+Datum
+model_info(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(model_info_jsonb(model_check(PG_GETARG_DATUM(0))));
 }
 
 /* ---------- options ---------- */
@@ -589,21 +886,31 @@ model_cache_plan(SPIPlanPtr *plan, const char *sql)
 	return *plan;
 }
 
-/* Derived data: id maps, and for ALS the item norms and YᵀY used by fold-in. */
+/* Section pointers and derived data: id maps, and for ALS the item norms and YᵀY used by fold-in. */
 static void
 model_cache_prepare(LoadedModel *lm)
 {
 	ModelHeader *m = lm->m;
 
-	lm->items = idmap_from_sorted(MODEL_SECTION(m, m->off_item_ids, int64), m->nitems);
-	if (m->off_user_ids)
-		lm->users = idmap_from_sorted(MODEL_SECTION(m, m->off_user_ids, int64), m->nusers);
+	lm->user_ids = model_section(m, SECTION_USER_IDS);
+	lm->item_ids = model_section(m, SECTION_ITEM_IDS);
+	lm->item_pop = model_section(m, SECTION_ITEM_POPULARITY);
+	lm->indptr = model_section(m, SECTION_SEEN_INDPTR);
+	lm->seen_items = model_section(m, SECTION_SEEN_ITEMS);
+	lm->seen_weights = model_section(m, SECTION_SEEN_WEIGHTS);
+	lm->user_factors = model_section(m, SECTION_USER_FACTORS);
+	lm->item_factors = model_section(m, SECTION_ITEM_FACTORS);
+	lm->nbr_items = model_section(m, SECTION_NEIGHBOR_ITEMS);
+	lm->nbr_sim = model_section(m, SECTION_NEIGHBOR_SIMILARITY);
+	lm->items = idmap_from_sorted(lm->item_ids, m->nitems);
+	if (lm->user_ids)
+		lm->users = idmap_from_sorted(lm->user_ids, m->nusers);
 	if (m->algorithm == MODEL_ALS)
 	{
 		int			f = m->factors;
-		float	   *Y = MODEL_SECTION(m, m->off_item_factors, float);
+		const float *Y = lm->item_factors;
 		Jsonb	   *opts = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-															  CStringGetDatum(MODEL_SECTION(m, m->off_options, char))));
+															  CStringGetDatum(model_section(m, SECTION_OPTIONS))));
 
 		lm->item_norms = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(m->nitems, 1));
 		for (int32 i = 0; i < m->nitems; i++)
@@ -697,7 +1004,7 @@ model_cache_get(text *name_text)
 		lm->version = version;
 		lm->trained_at = trained_at;
 		lm->cxt = cxt;
-		lm->m = (ModelHeader *) pg_detoast_datum_copy((struct varlena *) DatumGetPointer(value));
+		lm->m = model_check(PointerGetDatum(pg_detoast_datum_copy((struct varlena *) DatumGetPointer(value))));
 		model_cache_prepare(lm);
 		MemoryContextSwitchTo(old);
 		MemoryContextSetParent(cxt, TopMemoryContext);
@@ -735,6 +1042,99 @@ model_cache_get(text *name_text)
 }
 
 /*
+ * The image without user u: every ROWS_USERS section loses row u, every
+ * ROWS_PAIRS section the user's pairs, the CSR row starts are shifted, and
+ * the user's weights are taken out of item popularity. Other sections are
+ * copied, so a section kind added later is erased correctly when its rows
+ * are declared per user or per pair.
+ */
+ModelHeader *
+model_without_user_index(const ModelHeader *m, int32 u)
+{
+	const int64 *indptr = model_require(m, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, 1);
+	int64		start = indptr[u],
+				removed = indptr[u + 1] - indptr[u];
+	ModelBuilder b;
+	ModelHeader *r;
+
+	model_builder_init(&b, m->algorithm);
+	memcpy(&b.hdr, m, offsetof(ModelHeader, section));
+	b.hdr.nsections = 0;
+	b.hdr.nusers = m->nusers - 1;
+	b.hdr.nnz = m->nnz - removed;
+	for (int i = 0; i < m->nsections; i++)
+	{
+		const ModelSection *s = &m->section[i];
+		uint64		rows = model_row_count(m, s->rows);
+		uint64		drop = s->rows == ROWS_USERS || s->rows == ROWS_USERS_PLUS_ONE ? 1 :
+			s->rows == ROWS_PAIRS ? removed : 0;
+		uint64		bytes = drop == 0 ? s->bytes : s->bytes / rows * (rows - drop);
+
+		model_reserve(&b, s->kind, s->element, s->rows, bytes / model_element_size(s->element));
+	}
+	r = model_allocate(&b);
+	for (int i = 0; i < m->nsections; i++)
+	{
+		const ModelSection *s = &m->section[i];
+		const char *src = (const char *) m + s->offset;
+		char	   *dst = (char *) r + r->section[i].offset;
+
+		if (s->rows == ROWS_USERS || s->rows == ROWS_PAIRS)
+		{
+			uint64		rows = model_row_count(m, s->rows);
+			uint64		width = s->bytes / rows;
+			uint64		first = s->rows == ROWS_USERS ? (uint64) u : (uint64) start;
+			uint64		drop = s->rows == ROWS_USERS ? 1 : (uint64) removed;
+
+			memcpy(dst, src, width * first);
+			memcpy(dst + width * first, src + width * (first + drop), width * (rows - first - drop));
+		}
+		else if (s->kind == SECTION_SEEN_INDPTR)
+		{
+			int64	   *ptr = (int64 *) dst;
+
+			for (int32 i = 0; i <= r->nusers; i++)
+				ptr[i] = i < u ? indptr[i] : indptr[i + 1] - removed;
+		}
+		else if (s->rows == ROWS_USERS_PLUS_ONE)
+			model_corrupt(psprintf("section %d: rows per user plus one, but not the user-item matrix", s->kind));
+		else
+			memcpy(dst, src, s->bytes);
+	}
+	{
+		float	   *pop = model_section(r, SECTION_ITEM_POPULARITY);
+		const int32 *items = model_section(m, SECTION_SEEN_ITEMS);
+		const float *weights = model_section(m, SECTION_SEEN_WEIGHTS);
+
+		for (int64 j = start; j < start + removed; j++)
+			pop[items[j]] = Max(0.0f, pop[items[j]] - weights[j]);
+	}
+	return r;
+}
+
+/* Index of a user in a model's ascending user ids, or -1. */
+int32
+model_find_user(const ModelHeader *m, int64 user)
+{
+	const int64 *ids = model_section(m, SECTION_USER_IDS);
+	int32		lo = 0,
+				hi = m->nusers;
+
+	if (ids == NULL)
+		return -1;
+	while (lo < hi)
+	{
+		int32		mid = lo + (hi - lo) / 2;
+
+		if (ids[mid] < user)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < m->nusers && ids[lo] == user ? lo : -1;
+}
+
+/*
  * The same model without one user (erasure): their id, their row of the
  * user-item matrix (the seen items) and their factors are removed, and their
  * weights are taken out of item popularity. Item factors and neighbour lists
@@ -747,118 +1147,12 @@ Datum
 model_without_user(PG_FUNCTION_ARGS)
 {
 	ModelHeader *m = model_check(PG_GETARG_DATUM(0));
-	int64		user = PG_GETARG_INT64(1);
-	const int64 *user_ids;
-	const int64 *indptr;
-	int32		lo = 0,
-				hi,
-				u;
-	int64		start,
-				removed;
-	const char *options;
-	ModelBuilder b;
+	int32		u;
 	ModelHeader *r;
 
-	if (m->off_user_ids == 0 || m->off_indptr == 0 || m->nusers == 0)
+	if (model_section_entry(m, SECTION_SEEN_INDPTR) == NULL || (u = model_find_user(m, PG_GETARG_INT64(1))) < 0)
 		PG_RETURN_NULL();
-	user_ids = MODEL_SECTION(m, m->off_user_ids, int64);
-	hi = m->nusers;
-	while (lo < hi)				/* user ids are ascending */
-	{
-		int32		mid = lo + (hi - lo) / 2;
-
-		if (user_ids[mid] < user)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == m->nusers || user_ids[lo] != user)
-		PG_RETURN_NULL();
-	u = lo;
-	indptr = MODEL_SECTION(m, m->off_indptr, int64);
-	start = indptr[u];
-	removed = indptr[u + 1] - start;
-	options = MODEL_SECTION(m, m->off_options, char);
-
-	/* same sections, same order as model_from_interactions, one user fewer */
-	memset(&b, 0, sizeof(b));
-	b.hdr = *m;
-	b.size = sizeof(ModelHeader);
-	b.hdr.nusers = m->nusers - 1;
-	b.hdr.nnz = m->nnz - removed;
-	b.hdr.off_options = model_reserve(&b, strlen(options) + 1);
-	b.hdr.off_user_ids = model_reserve(&b, sizeof(int64) * b.hdr.nusers);
-	b.hdr.off_item_ids = model_reserve(&b, sizeof(int64) * m->nitems);
-	b.hdr.off_item_pop = model_reserve(&b, sizeof(float) * m->nitems);
-	b.hdr.off_indptr = model_reserve(&b, sizeof(int64) * ((Size) b.hdr.nusers + 1));
-	b.hdr.off_indices = model_reserve(&b, sizeof(int32) * b.hdr.nnz);
-	b.hdr.off_weights = model_reserve(&b, sizeof(float) * b.hdr.nnz);
-	if (m->off_user_factors != 0)
-		b.hdr.off_user_factors = model_reserve(&b, sizeof(float) * (Size) b.hdr.nusers * m->factors);
-	if (m->off_item_factors != 0)
-		b.hdr.off_item_factors = model_reserve(&b, sizeof(float) * (Size) m->nitems * m->factors);
-	if (m->off_nbr_index != 0)
-	{
-		b.hdr.off_nbr_index = model_reserve(&b, sizeof(int32) * (Size) m->nitems * m->neighbors);
-		b.hdr.off_nbr_sim = model_reserve(&b, sizeof(float) * (Size) m->nitems * m->neighbors);
-	}
-	r = model_allocate(&b);
-
-	strcpy(MODEL_SECTION(r, r->off_options, char), options);
-	{
-		int64	   *ids = MODEL_SECTION(r, r->off_user_ids, int64);
-
-		memcpy(ids, user_ids, sizeof(int64) * u);
-		memcpy(ids + u, user_ids + u + 1, sizeof(int64) * (m->nusers - u - 1));
-	}
-	memcpy(MODEL_SECTION(r, r->off_item_ids, int64), MODEL_SECTION(m, m->off_item_ids, int64),
-		   sizeof(int64) * m->nitems);
-	{
-		float	   *pop = MODEL_SECTION(r, r->off_item_pop, float);
-		const int32 *indices = MODEL_SECTION(m, m->off_indices, int32);
-		const float *weights = MODEL_SECTION(m, m->off_weights, float);
-
-		memcpy(pop, MODEL_SECTION(m, m->off_item_pop, float), sizeof(float) * m->nitems);
-		for (int64 i = start; i < start + removed; i++)
-			pop[indices[i]] = Max(0.0f, pop[indices[i]] - weights[i]);
-	}
-	{
-		int64	   *ptr = MODEL_SECTION(r, r->off_indptr, int64);
-
-		for (int32 i = 0; i <= b.hdr.nusers; i++)
-			ptr[i] = i < u ? indptr[i] : indptr[i + 1] - removed;
-	}
-	{
-		int64		tail = m->nnz - start - removed;
-
-		memcpy(MODEL_SECTION(r, r->off_indices, int32), MODEL_SECTION(m, m->off_indices, int32),
-			   sizeof(int32) * start);
-		memcpy(MODEL_SECTION(r, r->off_indices, int32) + start,
-			   MODEL_SECTION(m, m->off_indices, int32) + start + removed, sizeof(int32) * tail);
-		memcpy(MODEL_SECTION(r, r->off_weights, float), MODEL_SECTION(m, m->off_weights, float),
-			   sizeof(float) * start);
-		memcpy(MODEL_SECTION(r, r->off_weights, float) + start,
-			   MODEL_SECTION(m, m->off_weights, float) + start + removed, sizeof(float) * tail);
-	}
-	if (m->off_user_factors != 0)
-	{
-		Size		row = sizeof(float) * m->factors;
-		char	   *dst = MODEL_SECTION(r, r->off_user_factors, char);
-		const char *src = MODEL_SECTION(m, m->off_user_factors, char);
-
-		memcpy(dst, src, row * u);
-		memcpy(dst + row * u, src + row * (u + 1), row * (m->nusers - u - 1));
-	}
-	if (m->off_item_factors != 0)
-		memcpy(MODEL_SECTION(r, r->off_item_factors, float), MODEL_SECTION(m, m->off_item_factors, float),
-			   sizeof(float) * (Size) m->nitems * m->factors);
-	if (m->off_nbr_index != 0)
-	{
-		memcpy(MODEL_SECTION(r, r->off_nbr_index, int32), MODEL_SECTION(m, m->off_nbr_index, int32),
-			   sizeof(int32) * (Size) m->nitems * m->neighbors);
-		memcpy(MODEL_SECTION(r, r->off_nbr_sim, float), MODEL_SECTION(m, m->off_nbr_sim, float),
-			   sizeof(float) * (Size) m->nitems * m->neighbors);
-	}
-	model_validate(r);
+	r = model_without_user_index(m, u);
+	model_validate(r, r->image_bytes);
 	PG_RETURN_POINTER(r);
 }

@@ -3,9 +3,10 @@
  * varlena layout, dense id maps, the interaction triple store that the
  * training aggregates accumulate, option parsing and small float kernels.
  *
- * A model value is one flat varlena: a fixed header followed by sections at
- * 8-byte aligned offsets (ids, popularity, the user-item matrix in CSR form,
- * factors, neighbour lists). Serving reads it in place after one detoast.
+ * A model is one flat, position-independent image: a fixed header, a
+ * directory of typed sections (ids, popularity, the user-item matrix in CSR
+ * form, factors, neighbour lists, and whatever a new algorithm adds), then
+ * the sections. Serving reads it in place.
  */
 #ifndef PERSONALIZE_MODEL_H
 #define PERSONALIZE_MODEL_H
@@ -16,8 +17,15 @@
 #include "utils/jsonb.h"
 
 #define MODEL_MAGIC			0x504d4f44	/* "PMOD" */
-#define MODEL_FORMAT		1
+#define MODEL_FORMAT		2	/* written by this version */
+#define MODEL_FORMAT_V1		1	/* 0.1.0: fixed section offsets; converted when read */
 
+/*
+ * Algorithms. The number is stored in every model: never renumber one. New
+ * algorithms take the next free number (issue 12: 10-19, issue 13: 20-29,
+ * issue 14: 30-39 keep parallel work apart) and an entry in model.c's
+ * model_algorithms[] (name and validation).
+ */
 typedef enum ModelAlgorithm
 {
 	MODEL_POPULARITY = 1,
@@ -25,37 +33,108 @@ typedef enum ModelAlgorithm
 	MODEL_ALS = 3
 } ModelAlgorithm;
 
-/* Section offsets are from the start of the varlena; 0 means absent. */
+/*
+ * Section kinds, stored in the section directory: never renumber one. An
+ * algorithm adds the kinds it needs (same number ranges as the algorithms,
+ * times 10: issue 12 100-199, issue 13 200-299, issue 14 300-399). Readers
+ * find sections by kind, and ignore kinds they do not use.
+ */
+typedef enum ModelSectionKind
+{
+	SECTION_OPTIONS = 1,		/* char: training options as jsonb text, NUL-terminated */
+	SECTION_USER_IDS = 2,		/* int64 per user, ascending */
+	SECTION_ITEM_IDS = 3,		/* int64 per item, ascending */
+	SECTION_ITEM_POPULARITY = 4,	/* float4 per item: summed weight */
+	SECTION_SEEN_INDPTR = 5,	/* int64 per user + 1: CSR row starts */
+	SECTION_SEEN_ITEMS = 6,		/* int32 per pair: item index, ascending per user */
+	SECTION_SEEN_WEIGHTS = 7,	/* float4 per pair: summed weight */
+	SECTION_USER_FACTORS = 8,	/* float4 per user x factors */
+	SECTION_ITEM_FACTORS = 9,	/* float4 per item x factors */
+	SECTION_NEIGHBOR_ITEMS = 10,	/* int32 per item x neighbors, -1 padded */
+	SECTION_NEIGHBOR_SIMILARITY = 11	/* float4 per item x neighbors */
+} ModelSectionKind;
+
+/* Element type of a section (validation, and element-wise rewrites). */
+typedef enum ModelElement
+{
+	ELEMENT_CHAR = 1,
+	ELEMENT_INT32 = 2,
+	ELEMENT_INT64 = 3,
+	ELEMENT_FLOAT4 = 4,
+	ELEMENT_FLOAT8 = 5
+} ModelElement;
+
+/*
+ * What a section has one row of. Rows of users and pairs are what erasing a
+ * user removes (model_without_user), whatever the section kind, so a new
+ * per-user section is erased without new code.
+ */
+typedef enum ModelRows
+{
+	ROWS_NONE = 0,				/* a single row (a vector or a blob) */
+	ROWS_USERS = 1,				/* one row per user, in user index order */
+	ROWS_ITEMS = 2,				/* one row per item, in item index order */
+	ROWS_PAIRS = 3,				/* one row per seen (user, item) pair, CSR order */
+	ROWS_USERS_PLUS_ONE = 4		/* CSR row starts */
+} ModelRows;
+
+typedef struct ModelSection
+{
+	int32		kind;			/* ModelSectionKind */
+	int16		element;		/* ModelElement */
+	int16		rows;			/* ModelRows */
+	uint64		offset;			/* from the start of the image, multiple of 8 */
+	uint64		bytes;			/* rows x width x element size */
+} ModelSection;
+
+/*
+ * A model image: this fixed header, a directory of nsections sections, then
+ * the sections at 8-byte aligned offsets in directory order. Position
+ * independent (offsets, no pointers), so it can be stored in chunks, copied
+ * into shared memory and read in place. An image of at most 1 GB is also a
+ * personalize.model value: vl_len_ is then its varlena header.
+ */
 typedef struct ModelHeader
 {
-	int32		vl_len_;
+	int32		vl_len_;		/* varlena header, or 0 in an image over 1 GB */
 	int32		magic;
 	int16		format;
 	int16		algorithm;
-	int32		factors;		/* ALS: latent dimensions */
-	int32		neighbors;		/* item-kNN: neighbours kept per item */
-	int32		nusers;
-	int32		nitems;
-	int32		pad;
-	int64		nnz;			/* distinct (user, item) pairs kept */
+	int32		nsections;
+	uint64		image_bytes;	/* header, directory and sections */
+	int32		nusers;			/* rows of ROWS_USERS sections */
+	int32		nitems;			/* rows of ROWS_ITEMS sections */
+	int64		nnz;			/* rows of ROWS_PAIRS sections */
 	int64		rows;			/* input rows used */
 	int64		null_rows;		/* input rows skipped for a NULL id */
+	int32		factors;		/* ALS: latent dimensions */
+	int32		neighbors;		/* item-kNN: neighbours kept per item */
 	double		loss;			/* ALS: last loss when computed, else NaN */
-	uint64		off_options;	/* options jsonb text, NUL-terminated */
-	uint64		off_user_ids;	/* int64[nusers], ascending */
-	uint64		off_item_ids;	/* int64[nitems], ascending */
-	uint64		off_item_pop;	/* float[nitems]: summed weight per item */
-	uint64		off_indptr;		/* int64[nusers + 1] */
-	uint64		off_indices;	/* int32[nnz], item index per pair */
-	uint64		off_weights;	/* float[nnz] */
-	uint64		off_user_factors;	/* float[nusers * factors] */
-	uint64		off_item_factors;	/* float[nitems * factors] */
-	uint64		off_nbr_index;	/* int32[nitems * neighbors], -1 padded */
-	uint64		off_nbr_sim;	/* float[nitems * neighbors] */
+	ModelSection section[FLEXIBLE_ARRAY_MEMBER];
 } ModelHeader;
 
-/* A section that the caller knows is present (offset non-zero). */
-#define MODEL_SECTION(m, off, type)	((type *) ((char *) (m) + (off)))
+#define MODEL_MAX_SECTIONS	64
+
+/* The section of a kind, or NULL; model_require errors when absent or malformed. */
+extern void *model_section(const ModelHeader *m, int kind);
+extern const ModelSection *model_section_entry(const ModelHeader *m, int kind);
+extern void *model_require(const ModelHeader *m, int kind, ModelElement element, ModelRows rows, int64 width);
+
+/* Building an image: reserve sections, then allocate (zeroed, directory filled). */
+typedef struct ModelBuilder
+{
+	ModelSection section[MODEL_MAX_SECTIONS];
+	ModelHeader hdr;			/* last: its directory is section[] above */
+} ModelBuilder;
+
+extern void model_builder_init(ModelBuilder *b, ModelAlgorithm alg);
+extern void model_reserve(ModelBuilder *b, int kind, ModelElement element, ModelRows rows, uint64 count);
+extern uint64 model_layout(ModelBuilder *b);	/* offsets; returns image bytes */
+extern ModelHeader *model_allocate(ModelBuilder *b);
+
+extern void model_corrupt(const char *what) pg_attribute_noreturn();
+extern void model_validate(const ModelHeader *m, uint64 bytes);
+extern Size model_element_size(int element);
 
 /* Open-addressing map from external bigint ids to dense int32 indexes. */
 typedef struct IdMap
@@ -107,19 +186,13 @@ typedef struct Interactions
 extern Interactions *interactions_build(InteractionState *state);	/* consumes state's triples */
 extern void interactions_transpose(const Interactions *in, int64 **indptr, int32 **indices, float **weights);
 
-/* Building a model value. */
-typedef struct ModelBuilder
-{
-	ModelHeader hdr;
-	Size		size;
-} ModelBuilder;
-
-extern uint64 model_reserve(ModelBuilder *b, Size bytes);
-extern ModelHeader *model_allocate(ModelBuilder *b);
 extern ModelHeader *model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *options,
 											int32 factors, int32 neighbors, bool keep_matrix);
 
 extern ModelHeader *model_check(Datum d);
+extern Datum model_info_jsonb(const ModelHeader *m);
+extern ModelHeader *model_without_user_index(const ModelHeader *m, int32 u);
+extern int32 model_find_user(const ModelHeader *m, int64 user);
 extern const char *model_algorithm_name(int alg);
 
 /* ALS defaults, shared by training and the fold-in of serving. */
@@ -142,6 +215,17 @@ typedef struct LoadedModel
 	ModelHeader *m;
 	IdMap	   *users;			/* NULL for popularity */
 	IdMap	   *items;
+	/* sections, NULL when absent */
+	const int64 *user_ids;
+	const int64 *item_ids;
+	const float *item_pop;
+	const int64 *indptr;
+	const int32 *seen_items;
+	const float *seen_weights;
+	const float *user_factors;
+	const float *item_factors;
+	const int32 *nbr_items;
+	const float *nbr_sim;
 	float	   *item_norms;		/* ALS: ‖y_i‖ */
 	float	   *gram;			/* ALS: YᵀY, f x f */
 	float		regularization;

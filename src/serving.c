@@ -76,7 +76,7 @@ score_factors(LoadedModel *lm, const float *x, float *scores)
 	ModelHeader *m = lm->m;
 
 	cblas_sgemv(CblasRowMajor, CblasNoTrans, m->nitems, m->factors, 1.0f,
-				MODEL_SECTION(m, m->off_item_factors, float), m->factors, x, 1, 0.0f, scores, 1);
+				lm->item_factors, m->factors, x, 1, 0.0f, scores, 1);
 }
 
 /* item-kNN: score_j = Σ_i w_i sim(i, j) over the neighbour lists of the given items */
@@ -85,8 +85,8 @@ score_neighbors(LoadedModel *lm, const int32 *items, const float *weights, int64
 {
 	ModelHeader *m = lm->m;
 	int			K = m->neighbors;
-	int32	   *nbr = MODEL_SECTION(m, m->off_nbr_index, int32);
-	float	   *sim = MODEL_SECTION(m, m->off_nbr_sim, float);
+	const int32	   *nbr = lm->nbr_items;
+	const float	   *sim = lm->nbr_sim;
 
 	memset(scores, 0, sizeof(float) * m->nitems);
 	for (int64 j = 0; j < n; j++)
@@ -101,7 +101,7 @@ score_neighbors(LoadedModel *lm, const int32 *items, const float *weights, int64
 static void
 score_popular(LoadedModel *lm, float *scores)
 {
-	memcpy(scores, MODEL_SECTION(lm->m, lm->m->off_item_pop, float), sizeof(float) * lm->m->nitems);
+	memcpy(scores, lm->item_pop, sizeof(float) * lm->m->nitems);
 }
 
 /*
@@ -114,7 +114,7 @@ static void
 fold_in(LoadedModel *lm, const int32 *items, const float *weights, int64 n, float *x)
 {
 	int			f = lm->m->factors;
-	float	   *Y = MODEL_SECTION(lm->m, lm->m->off_item_factors, float);
+	const float	   *Y = lm->item_factors;
 	double	   *A = palloc(sizeof(double) * f * f);
 	double	   *b = palloc0(sizeof(double) * f);
 
@@ -184,7 +184,7 @@ fold_in(LoadedModel *lm, const int32 *items, const float *weights, int64 n, floa
 static void
 emit_heap(ReturnSetInfo *rsinfo, LoadedModel *lm, TopK *top, const char *reason, bool with_user, int64 user_id)
 {
-	int64	   *item_ids = MODEL_SECTION(lm->m, lm->m->off_item_ids, int64);
+	const int64	   *item_ids = lm->item_ids;
 	text	   *reason_text = reason ? cstring_to_text(reason) : NULL;
 
 	for (int r = 0; r < top->n; r++)
@@ -274,13 +274,13 @@ score_user(LoadedModel *lm, int32 u, float *scores)
 	ModelHeader *m = lm->m;
 
 	if (m->algorithm == MODEL_ALS)
-		score_factors(lm, MODEL_SECTION(m, m->off_user_factors, float) + (Size) u * m->factors, scores);
+		score_factors(lm, lm->user_factors + (Size) u * m->factors, scores);
 	else
 	{
-		int64	   *indptr = MODEL_SECTION(m, m->off_indptr, int64);
+		const int64	   *indptr = lm->indptr;
 
-		score_neighbors(lm, MODEL_SECTION(m, m->off_indices, int32) + indptr[u],
-						MODEL_SECTION(m, m->off_weights, float) + indptr[u],
+		score_neighbors(lm, lm->seen_items + indptr[u],
+						lm->seen_weights + indptr[u],
 						indptr[u + 1] - indptr[u], scores);
 	}
 }
@@ -288,8 +288,8 @@ score_user(LoadedModel *lm, int32 u, float *scores)
 static void
 mask_seen(LoadedModel *lm, int32 u, bool *mask)
 {
-	int64	   *indptr = MODEL_SECTION(lm->m, lm->m->off_indptr, int64);
-	int32	   *indices = MODEL_SECTION(lm->m, lm->m->off_indices, int32);
+	const int64	   *indptr = lm->indptr;
+	const int32	   *indices = lm->seen_items;
 
 	for (int64 j = indptr[u]; j < indptr[u + 1]; j++)
 		mask[indices[j]] = true;
@@ -478,7 +478,7 @@ recommend_all(PG_FUNCTION_ARGS)
 	LoadedModel *lm;
 	ModelHeader *m;
 	int32		k;
-	int64	   *user_ids;
+	const int64 *user_ids;
 	bool	   *mask;
 	MemoryContext tmp,
 				old;
@@ -495,7 +495,7 @@ recommend_all(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("model \"%s\" is a popularity model and keeps no users", lm->name),
 				 errhint("Use personalize.recommend() with the user's seen items in exclude.")));
-	user_ids = MODEL_SECTION(m, m->off_user_ids, int64);
+	user_ids = lm->user_ids;
 	mask = palloc0(sizeof(bool) * m->nitems);
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "recommend_all", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(tmp);
@@ -510,10 +510,10 @@ recommend_all(PG_FUNCTION_ARGS)
 		const int32 ublock = 64,
 					itile = 4096;
 		float	   *scores = palloc(sizeof(float) * ublock * itile);
-		float	   *X = MODEL_SECTION(m, m->off_user_factors, float);
-		float	   *Y = MODEL_SECTION(m, m->off_item_factors, float);
-		int64	   *indptr = MODEL_SECTION(m, m->off_indptr, int64);
-		int32	   *indices = MODEL_SECTION(m, m->off_indices, int32);
+		const float	   *X = lm->user_factors;
+		const float	   *Y = lm->item_factors;
+		const int64	   *indptr = lm->indptr;
+		const int32	   *indices = lm->seen_items;
 		TopK	   *heaps = palloc(sizeof(TopK) * ublock);
 		int64	   *cursor = palloc(sizeof(int64) * ublock);
 
@@ -614,7 +614,7 @@ similar_items(PG_FUNCTION_ARGS)
 	if (m->algorithm == MODEL_ALS)
 	{
 		/* cosine of the item factors */
-		score_factors(lm, MODEL_SECTION(m, m->off_item_factors, float) + (Size) i * m->factors, scores);
+		score_factors(lm, lm->item_factors + (Size) i * m->factors, scores);
 		for (int32 j = 0; j < m->nitems; j++)
 		{
 			float		d = lm->item_norms[i] * lm->item_norms[j];
@@ -624,8 +624,8 @@ similar_items(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		int32	   *nbr = MODEL_SECTION(m, m->off_nbr_index, int32) + (Size) i * m->neighbors;
-		float	   *sim = MODEL_SECTION(m, m->off_nbr_sim, float) + (Size) i * m->neighbors;
+		const int32	   *nbr = lm->nbr_items + (Size) i * m->neighbors;
+		const float	   *sim = lm->nbr_sim + (Size) i * m->neighbors;
 
 		/* only stored neighbours are similar */
 		memset(mask, true, sizeof(bool) * m->nitems);
@@ -657,20 +657,20 @@ model_score(PG_FUNCTION_ARGS)
 	if (i < 0)
 		PG_RETURN_NULL();
 	if (m->algorithm == MODEL_POPULARITY)
-		PG_RETURN_FLOAT4(MODEL_SECTION(m, m->off_item_pop, float)[i]);
+		PG_RETURN_FLOAT4(lm->item_pop[i]);
 	u = find_user(lm, PG_GETARG_INT64(1));
 	if (u < 0)
 		PG_RETURN_NULL();
 	if (m->algorithm == MODEL_ALS)
-		PG_RETURN_FLOAT4(vec_dot(m->factors, MODEL_SECTION(m, m->off_user_factors, float) + (Size) u * m->factors,
-								 MODEL_SECTION(m, m->off_item_factors, float) + (Size) i * m->factors));
+		PG_RETURN_FLOAT4(vec_dot(m->factors, lm->user_factors + (Size) u * m->factors,
+								 lm->item_factors + (Size) i * m->factors));
 	else
 	{
-		int64	   *indptr = MODEL_SECTION(m, m->off_indptr, int64);
-		int32	   *indices = MODEL_SECTION(m, m->off_indices, int32);
-		float	   *weights = MODEL_SECTION(m, m->off_weights, float);
-		int32	   *nbr = MODEL_SECTION(m, m->off_nbr_index, int32);
-		float	   *sim = MODEL_SECTION(m, m->off_nbr_sim, float);
+		const int64	   *indptr = lm->indptr;
+		const int32	   *indices = lm->seen_items;
+		const float	   *weights = lm->seen_weights;
+		const int32	   *nbr = lm->nbr_items;
+		const float	   *sim = lm->nbr_sim;
 		float		s = 0;
 
 		for (int64 j = indptr[u]; j < indptr[u + 1]; j++)
@@ -692,8 +692,8 @@ emit_embeddings(FunctionCallInfo fcinfo, bool users)
 	LoadedModel *lm;
 	ModelHeader *m;
 	int32		n;
-	int64	   *ids;
-	float	   *factors;
+	const int64 *ids;
+	const float *factors;
 
 	InitMaterializedSRF(fcinfo, 0);
 	lm = model_cache_get(PG_GETARG_TEXT_PP(0));
@@ -704,8 +704,8 @@ emit_embeddings(FunctionCallInfo fcinfo, bool users)
 				 errmsg("model \"%s\" is not an ALS model and has no embeddings", lm->name)));
 	CheckEmbeddingDim(m->factors);
 	n = users ? m->nusers : m->nitems;
-	ids = users ? MODEL_SECTION(m, m->off_user_ids, int64) : MODEL_SECTION(m, m->off_item_ids, int64);
-	factors = users ? MODEL_SECTION(m, m->off_user_factors, float) : MODEL_SECTION(m, m->off_item_factors, float);
+	ids = users ? lm->user_ids : lm->item_ids;
+	factors = users ? lm->user_factors : lm->item_factors;
 	for (int32 r = 0; r < n; r++)
 	{
 		Embedding  *e = InitEmbedding(m->factors);
