@@ -75,10 +75,11 @@ RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT coalesce(pg_catalog.pg_has_role(pg_catalog.to_regrole('personalize_admin'), 'USAGE'), false)
-	    OR ((new_owner IS NULL OR pg_catalog.pg_has_role(new_owner, 'USAGE'))
-	        AND NOT EXISTS (SELECT FROM personalize.models m
-	                        WHERE m.name = model_name AND NOT pg_catalog.pg_has_role(m.owner, 'USAGE')))
+	SELECT model_name IS NOT NULL
+	   AND (coalesce(pg_catalog.pg_has_role(pg_catalog.to_regrole('personalize_admin'), 'USAGE'), false)
+	        OR ((new_owner IS NULL OR pg_catalog.pg_has_role(new_owner, 'USAGE'))
+	            AND NOT EXISTS (SELECT FROM personalize.models m
+	                            WHERE m.name = model_name AND NOT pg_catalog.pg_has_role(m.owner, 'USAGE'))))
 $$;
 COMMENT ON FUNCTION personalize.may_change_model(text, regrole) IS
 	'whether the current role may train, activate, drop or rewrite a model (and give a version to new_owner)';

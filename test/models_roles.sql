@@ -2,7 +2,7 @@
 -- administrator, and a bare role holding only what serving needs.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(57);
+SELECT plan(58);
 
 CREATE ROLE mr_alice;
 CREATE ROLE mr_bob;
@@ -74,6 +74,7 @@ SELECT is(personalize.may_change_model('alice_m'), true, 'may_change_model: the 
 SELECT is(personalize.may_change_model('bob_m'), false, 'may_change_model: another analyst may not');
 SELECT is(personalize.may_change_model('no_such_model'), true, 'may_change_model: a new name is free');
 SELECT is(personalize.may_change_model('alice_m', 'mr_bob'), false, 'may_change_model: not to give a version to another role');
+SELECT is(personalize.may_change_model(NULL), false, 'may_change_model: no NULL model');
 RESET ROLE;
 
 -- a service serves, and does nothing else
