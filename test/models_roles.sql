@@ -2,7 +2,7 @@
 -- administrator, and a bare role holding only what serving needs.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(58);
+SELECT plan(60);
 
 CREATE ROLE mr_alice;
 CREATE ROLE mr_bob;
@@ -21,6 +21,45 @@ GRANT USAGE ON SCHEMA mr TO personalize_analyst, personalize_service;
 GRANT SELECT ON mr.clicks TO personalize_analyst;
 CREATE TABLE mr.shown (model text, rank integer);
 GRANT SELECT, INSERT ON mr.shown TO mr_svc, mr_bare;
+
+-- exactly the privileges of the table in doc/administration.md (keep them in step)
+SELECT set_eq(
+  $$SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, c.relname::text, a.privilege_type
+    FROM pg_class c, aclexplode(c.relacl) a
+    WHERE c.relnamespace = 'personalize'::regnamespace
+      AND (a.grantee = 0 OR a.grantee::regrole::text IN ('personalize_analyst', 'personalize_service', 'personalize_admin'))
+    UNION ALL
+    SELECT a.grantee::regrole::text, p.proname::text, a.privilege_type
+    FROM pg_proc p, aclexplode(p.proacl) a
+    WHERE p.pronamespace = 'personalize'::regnamespace
+      AND (a.grantee = 0 OR a.grantee::regrole::text IN ('personalize_analyst', 'personalize_service', 'personalize_admin'))$$,
+  $$VALUES ('personalize_analyst', 'models', 'SELECT'), ('personalize_analyst', 'models', 'INSERT'),
+           ('personalize_analyst', 'models', 'UPDATE'), ('personalize_analyst', 'models', 'DELETE'),
+           ('personalize_service', 'models', 'SELECT'),
+           ('personalize_analyst', 'consents', 'SELECT'), ('personalize_analyst', 'current_consent', 'SELECT'),
+           ('personalize_admin', 'consents', 'INSERT'),
+           ('personalize_admin', 'consents_seq_seq', 'USAGE'), ('personalize_admin', 'erasures_id_seq', 'USAGE'),
+           ('PUBLIC', 'protected_tables', 'SELECT'),
+           ('personalize_admin', 'protected_tables', 'INSERT'), ('personalize_admin', 'protected_tables', 'DELETE'),
+           ('personalize_admin', 'erasures', 'SELECT'), ('personalize_admin', 'erasures', 'INSERT'),
+           ('personalize_analyst', 'prediction_log', 'SELECT'), ('personalize_service', 'prediction_log', 'INSERT'),
+           ('personalize_admin', 'prediction_log', 'DELETE'),
+           ('personalize_analyst', 'fairness_daily', 'SELECT'), ('personalize_analyst', 'fairness_daily_groups', 'SELECT'),
+           ('personalize_analyst', 'experiments', 'SELECT'), ('personalize_analyst', 'experiments', 'INSERT'),
+           ('personalize_analyst', 'experiment_arms', 'SELECT'), ('personalize_analyst', 'experiment_arms', 'INSERT'),
+           ('personalize_service', 'experiments', 'SELECT'), ('personalize_service', 'experiment_arms', 'SELECT'),
+           ('personalize_analyst', 'assignments', 'SELECT'),
+           ('personalize_service', 'assignments', 'SELECT'), ('personalize_service', 'assignments', 'INSERT'),
+           ('personalize_analyst', 'experiment_strata', 'SELECT'),
+           ('personalize_service', 'experiment_strata', 'SELECT'), ('personalize_service', 'experiment_strata', 'INSERT'),
+           ('personalize_service', 'experiment_strata', 'UPDATE'),
+           ('personalize_analyst', 'outcomes', 'SELECT'), ('personalize_service', 'outcomes', 'INSERT'),
+           ('personalize_analyst', 'experiment_results', 'SELECT'), ('personalize_analyst', 'experiment_health', 'SELECT'),
+           ('personalize_admin', 'forget_in_models', 'EXECUTE'), ('personalize_admin', 'forget_consents', 'EXECUTE')$$,
+  'the three roles hold exactly the privileges documented in doc/administration.md');
+SELECT ok(pg_has_role('personalize_admin', 'personalize_analyst', 'USAGE') AND pg_has_role('personalize_admin', 'personalize_service', 'USAGE')
+          AND NOT pg_has_role('personalize_analyst', 'personalize_service', 'USAGE') AND NOT pg_has_role('personalize_service', 'personalize_analyst', 'USAGE'),
+  'an administrator holds what analysts and services hold; those two share nothing');
 
 -- an analyst trains, retrains, activates its own model
 SET ROLE mr_alice;
