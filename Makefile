@@ -8,7 +8,7 @@ MODULE_big = $(EXTENSION)
 # each C file, in this order (later parts may use earlier ones).
 CONCERNS = embedding sqlsource statistics evaluation classification model interactions popularity itemknn als serving
 # Concerns written in SQL only (no C file); assembled after the C concerns.
-SQL_ONLY_CONCERNS = registry experiments fairness consent
+SQL_ONLY_CONCERNS = registry experiments fairness consent roles
 OBJS = src/pg_personalize.o src/distance.o $(patsubst %,src/%.o,$(CONCERNS))
 SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS) $(SQL_ONLY_CONCERNS))
 

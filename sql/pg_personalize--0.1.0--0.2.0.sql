@@ -60,3 +60,438 @@ BEGIN
 	INSERT INTO personalize.erasures (touched) VALUES (touched);
 END
 $$;
+
+-- ==== who may change a model (issue 9, item 6; src/registry.sql) ====
+ALTER TABLE personalize.models ADD COLUMN owner regrole;
+-- Versions trained with 0.1.0 were not recorded with their trainer: they go to
+-- the extension's owner (the superuser who ran CREATE EXTENSION), so only
+-- superusers and members of personalize_admin change them until one hands
+-- them over (UPDATE personalize.models SET owner = 'team' WHERE name = ...).
+UPDATE personalize.models SET owner = (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_personalize')::regrole;
+ALTER TABLE personalize.models ALTER COLUMN owner SET NOT NULL, ALTER COLUMN owner SET DEFAULT CURRENT_USER::regrole;
+
+CREATE FUNCTION personalize.may_change_model(model_name text, new_owner regrole DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT model_name IS NOT NULL
+	   AND (coalesce(pg_catalog.pg_has_role(pg_catalog.to_regrole('personalize_admin'), 'USAGE'), false)
+	        OR ((new_owner IS NULL OR pg_catalog.pg_has_role(new_owner, 'USAGE'))
+	            AND NOT EXISTS (SELECT FROM personalize.models m
+	                            WHERE m.name = model_name AND NOT pg_catalog.pg_has_role(m.owner, 'USAGE'))))
+$$;
+COMMENT ON FUNCTION personalize.may_change_model(text, regrole) IS
+	'whether the current role may train, activate, drop or rewrite a model (and give a version to new_owner)';
+
+ALTER TABLE personalize.models ENABLE ROW LEVEL SECURITY;
+-- serving and evaluation read every version (SELECT on the table is the gate)
+CREATE POLICY models_read ON personalize.models FOR SELECT USING (true);
+-- a new version records the role that trains it
+CREATE POLICY models_train ON personalize.models FOR INSERT
+	WITH CHECK (owner = CURRENT_USER::regrole AND personalize.may_change_model(name, owner));
+CREATE POLICY models_change ON personalize.models FOR UPDATE
+	USING (personalize.may_change_model(name, owner)) WITH CHECK (personalize.may_change_model(name, owner));
+CREATE POLICY models_drop ON personalize.models FOR DELETE
+	USING (personalize.may_change_model(name, owner));
+
+CREATE OR REPLACE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- No pinned search_path: the source is the caller's table or query and is
+-- resolved with the caller's path. Every name in the body is qualified.
+AS $$
+DECLARE
+	fit text;
+	relation text;
+	fit_options jsonb;
+	make_active boolean;
+	started timestamptz;
+	trained personalize.model;
+	info jsonb;
+	new_version integer;
+BEGIN
+	IF model_name IS NULL OR algorithm IS NULL OR source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'model_name, algorithm, source and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	fit := CASE algorithm WHEN 'popularity' THEN 'popularity_fit'
+	                      WHEN 'itemknn' THEN 'itemknn_fit'
+	                      WHEN 'als' THEN 'als_fit' END;
+	IF fit IS NULL THEN
+		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023',
+			HINT = 'Use popularity, itemknn or als.';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	IF options ? 'activate' AND pg_catalog.jsonb_typeof(options -> 'activate') <> 'boolean' THEN
+		RAISE EXCEPTION 'option "activate" must be a boolean' USING ERRCODE = '22023';
+	END IF;
+	make_active := coalesce((options ->> 'activate')::boolean, true);
+	fit_options := options - 'activate';
+	-- before a training that may take minutes (the row policy checks again at insert)
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Train under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+
+	-- a query runs as a subquery; anything else must name a table or view
+	relation := personalize.source_sql(source);
+
+	-- runs as the caller: privileges and row-level security apply to the source
+	started := pg_catalog.clock_timestamp();
+	EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
+	               fit, relation)
+		INTO trained USING fit_options;
+	IF trained IS NULL THEN
+		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
+			USING ERRCODE = '22023';
+	END IF;
+	info := personalize.model_info(trained);
+
+	-- versions of one name are numbered in commit order
+	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('personalize.models'), pg_catalog.hashtext(model_name));
+	SELECT coalesce(pg_catalog.max(m.version), 0) + 1 INTO new_version FROM personalize.models m WHERE m.name = model_name;
+	IF make_active THEN
+		UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active;
+	END IF;
+	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, model, owner)
+	VALUES (model_name, new_version, algorithm, options, (info ->> 'rows')::pg_catalog.int8, (info ->> 'users')::pg_catalog.int8,
+	        (info ->> 'items')::pg_catalog.int8, pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active, trained,
+	        CURRENT_USER::pg_catalog.regrole);
+	RETURN new_version;
+END
+$$;
+COMMENT ON FUNCTION personalize.train(text, text, text, jsonb) IS 'train a model over (user_id, item_id, weight) rows and store a new version';
+
+CREATE OR REPLACE FUNCTION personalize.activate(model_name text, version integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock(hashtext('personalize.models'), hashtext(model_name));
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name) THEN
+		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = '42704';
+	END IF;
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name AND m.version = activate.version) THEN
+		RAISE EXCEPTION 'model "%" has no version %', model_name, activate.version USING ERRCODE = '42704';
+	END IF;
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active AND m.version <> activate.version;
+	UPDATE personalize.models m SET active = true WHERE m.name = model_name AND m.version = activate.version AND NOT m.active;
+END
+$$;
+COMMENT ON FUNCTION personalize.activate(text, integer) IS 'make a version the one served';
+
+CREATE OR REPLACE FUNCTION personalize.drop_model(model_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name) THEN
+		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = '42704';
+	END IF;
+	-- all or nothing: the row policy would skip the versions of other owners
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	DELETE FROM personalize.models m WHERE m.name = model_name;
+END
+$$;
+COMMENT ON FUNCTION personalize.drop_model(text) IS 'delete every version of a model';
+
+CREATE OR REPLACE FUNCTION personalize.forget_in_models(subject_id bigint) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	touched integer;
+BEGIN
+	UPDATE personalize.models m
+	SET model = r.model, stale = true, revised_at = pg_catalog.clock_timestamp(), users = m.users - 1
+	FROM (SELECT x.name, x.version, personalize.model_without_user(x.model, forget_in_models.subject_id) AS model
+	      FROM personalize.models x) r
+	WHERE r.model IS NOT NULL AND m.name = r.name AND m.version = r.version;
+	GET DIAGNOSTICS touched = ROW_COUNT;
+	RETURN touched;
+END
+$$;
+
+-- ==== consent loose ends (issue 9, item 7; src/consent.sql) ====
+CREATE OR REPLACE FUNCTION personalize.consents_append_only() RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'DELETE'
+	   AND pg_catalog.current_setting('personalize.erasing_subject', true) = OLD.subject_id::text
+	   AND CURRENT_USER = (SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID) THEN
+		RETURN OLD;
+	END IF;
+	RAISE EXCEPTION 'consent history is append-only'
+		USING ERRCODE = '55000',
+		      DETAIL = pg_catalog.format('%s on personalize.consents is not allowed.', TG_OP),
+		      HINT = 'Record a change with personalize.set_consent(); erase a subject with personalize.forget().';
+END
+$$;
+
+-- exempt roles by OID, so that renaming one keeps its exemption (a name that
+-- no longer resolves becomes NULL: no exemption, which fails closed as the
+-- 0.1.0 policy naming a dropped role did)
+ALTER TABLE personalize.protected_tables ALTER COLUMN exempt_role TYPE regrole
+	USING pg_catalog.to_regrole(pg_catalog.quote_ident(exempt_role));
+
+CREATE FUNCTION personalize.consent_predicate(tbl regclass, subject_col name, purpose text, with_exemption boolean)
+RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN with_exemption THEN
+	         pg_catalog.format('EXISTS (SELECT FROM personalize.protected_tables x WHERE x.relid = %L::pg_catalog.regclass'
+	                           ' AND pg_catalog.pg_has_role(x.exempt_role, ''MEMBER'')) OR ', tbl::text)
+	       ELSE '' END
+	    || pg_catalog.format(
+	         'EXISTS (SELECT FROM personalize.consents c WHERE c.subject_id = %I.%I AND c.purpose = %L AND c.granted'
+	         ' AND NOT EXISTS (SELECT FROM personalize.consents l'
+	         ' WHERE l.subject_id = c.subject_id AND l.purpose = c.purpose AND l.seq > c.seq))',
+	         (SELECT r.relname FROM pg_catalog.pg_class r WHERE r.oid = tbl), subject_col, purpose)
+$$;
+COMMENT ON FUNCTION personalize.consent_predicate(regclass, name, text, boolean) IS
+	'the row-level security expression personalize.protect() writes for a table';
+
+CREATE OR REPLACE FUNCTION personalize.protect(tbl regclass, subject_col name, purpose text, exempt regrole DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel record;
+	coltype regtype;
+BEGIN
+	IF tbl IS NULL OR subject_col IS NULL OR purpose IS NULL THEN
+		RAISE EXCEPTION 'tbl, subject_col and purpose must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF purpose = '' THEN
+		RAISE EXCEPTION 'purpose must not be empty' USING ERRCODE = '22023';
+	END IF;
+	SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO rel FROM pg_class c WHERE c.oid = tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '42809';
+	END IF;
+	SELECT a.atttypid INTO coltype FROM pg_attribute a
+	WHERE a.attrelid = tbl AND a.attname = subject_col AND a.attnum > 0 AND NOT a.attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', subject_col, tbl USING ERRCODE = '42703';
+	END IF;
+	IF coltype NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype) THEN
+		RAISE EXCEPTION 'column "%" is of type %, expected bigint, integer or smallint', subject_col, coltype
+			USING ERRCODE = '42804';
+	END IF;
+	IF EXISTS (SELECT FROM personalize.protected_tables p WHERE p.relid = tbl) THEN
+		RAISE EXCEPTION 'relation "%" is already protected', tbl USING ERRCODE = '42710',
+			HINT = 'Call personalize.unprotect() first.';
+	END IF;
+
+	-- Restrictive, so that it narrows any policy the table already has
+	-- instead of widening it; inserts are not checked (rows of subjects
+	-- without consent may be stored, they stay invisible).
+	EXECUTE pg_catalog.format('CREATE POLICY personalize_consent ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (true)',
+	                          tbl, personalize.consent_predicate(tbl, subject_col, purpose, exempt IS NOT NULL));
+	IF NOT rel.relrowsecurity THEN
+		-- RLS was off: every row was visible, keep that for consented rows.
+		EXECUTE pg_catalog.format('CREATE POLICY personalize_rows ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (true) WITH CHECK (true)', tbl);
+		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+	END IF;
+	EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+
+	INSERT INTO personalize.protected_tables (relid, subject_col, purpose, exempt_role, rls_was_enabled, rls_was_forced)
+	VALUES (tbl, subject_col, purpose, exempt, rel.relrowsecurity, rel.relforcerowsecurity);
+END
+$$;
+
+CREATE FUNCTION personalize.forget_consents(subject_id bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM pg_catalog.set_config('personalize.erasing_subject', forget_consents.subject_id::text, true);
+	DELETE FROM personalize.consents c WHERE c.subject_id = forget_consents.subject_id;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	PERFORM pg_catalog.set_config('personalize.erasing_subject', '', true);
+	RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION personalize.forget(subject_id bigint)
+RETURNS TABLE (object text, removed bigint)
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p record;
+	n bigint;
+	touched jsonb := '{}'::jsonb;
+	subject bigint := forget.subject_id;
+BEGIN
+	-- The extension's own tables are erased through two SECURITY DEFINER
+	-- functions that only administrators may run; say so before touching anything.
+	IF NOT (pg_catalog.has_function_privilege('personalize.forget_in_models(bigint)', 'EXECUTE')
+	        AND pg_catalog.has_function_privilege('personalize.forget_consents(bigint)', 'EXECUTE')) THEN
+		RAISE EXCEPTION 'role "%" may not erase subjects', CURRENT_USER
+			USING ERRCODE = '42501',
+			      HINT = 'Erasure needs the role personalize_admin (personalize.grant_admin()).';
+	END IF;
+	-- Refuse rather than silently skip rows the policy hides from us.
+	FOR p IN SELECT * FROM personalize.protected_tables ORDER BY relid::text LOOP
+		IF pg_catalog.row_security_active(p.relid)
+		   AND NOT (p.exempt_role IS NOT NULL AND pg_catalog.pg_has_role(p.exempt_role, 'MEMBER')) THEN
+			RAISE EXCEPTION 'role "%" cannot see every row of "%"', CURRENT_USER, p.relid
+				USING ERRCODE = '42501',
+				      HINT = 'Run personalize.forget() as the role exempted by personalize.protect(), a superuser or a BYPASSRLS role.';
+		END IF;
+	END LOOP;
+
+	FOR p IN SELECT * FROM personalize.protected_tables ORDER BY relid::text LOOP
+		EXECUTE pg_catalog.format('DELETE FROM %s WHERE %I = $1', p.relid, p.subject_col) USING subject;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		object := p.relid::text; removed := n;
+		touched := touched || pg_catalog.jsonb_build_object(object, n);
+		RETURN NEXT;
+	END LOOP;
+
+	IF pg_catalog.to_regclass('personalize.prediction_log') IS NOT NULL THEN
+		EXECUTE 'DELETE FROM personalize.prediction_log WHERE subject_id = $1' USING subject;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		object := 'personalize.prediction_log'; removed := n;
+		touched := touched || pg_catalog.jsonb_build_object(object, n);
+		RETURN NEXT;
+	END IF;
+
+	object := 'models'; removed := personalize.forget_in_models(subject);
+	touched := touched || pg_catalog.jsonb_build_object(object, removed);
+	RETURN NEXT;
+
+	-- Last, the consent history itself (the documented erasure path).
+	object := 'personalize.consents'; removed := personalize.forget_consents(subject);
+	touched := touched || pg_catalog.jsonb_build_object(object, removed);
+	RETURN NEXT;
+
+	INSERT INTO personalize.erasures (touched) VALUES (touched);
+END
+$$;
+
+-- policies written by 0.1.0 name their exempt role as text: rewrite every one
+DO $$
+DECLARE
+	p record;
+BEGIN
+	FOR p IN SELECT * FROM personalize.protected_tables LOOP
+		EXECUTE pg_catalog.format('ALTER POLICY personalize_consent ON %s USING (%s)', p.relid,
+			personalize.consent_predicate(p.relid, p.subject_col, p.purpose, p.exempt_role IS NOT NULL));
+	END LOOP;
+END
+$$;
+
+-- ==== roles and privileges (issue 9, item 6; src/roles.sql, identical) ====
+DO $$
+DECLARE
+	r text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['personalize_analyst', 'personalize_service', 'personalize_admin'] LOOP
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+		END IF;
+	END LOOP;
+END
+$$;
+
+GRANT USAGE ON SCHEMA personalize TO personalize_analyst, personalize_service;
+
+-- models: rows that a role may change are limited by the policies in registry.sql
+GRANT SELECT ON personalize.models TO personalize_analyst, personalize_service;
+GRANT INSERT, UPDATE, DELETE ON personalize.models TO personalize_analyst;
+
+-- consent state: reading a protected table evaluates its policy as the reader
+GRANT SELECT ON personalize.consents, personalize.current_consent TO personalize_analyst;
+-- the exemption of a protected table is looked up here by every reader; the
+-- same facts are public in pg_policies
+GRANT SELECT ON personalize.protected_tables TO PUBLIC;
+
+-- experiments: analysts create and read them, services assign and log outcomes
+GRANT SELECT ON personalize.experiments, personalize.experiment_arms, personalize.assignments,
+	personalize.experiment_strata, personalize.outcomes,
+	personalize.experiment_results, personalize.experiment_health TO personalize_analyst;
+GRANT INSERT ON personalize.experiments, personalize.experiment_arms TO personalize_analyst;
+GRANT SELECT ON personalize.experiments, personalize.experiment_arms TO personalize_service;
+GRANT SELECT, INSERT ON personalize.assignments TO personalize_service;
+GRANT SELECT, INSERT, UPDATE ON personalize.experiment_strata TO personalize_service;
+GRANT INSERT ON personalize.outcomes TO personalize_service;
+
+-- fairness monitoring: services log predictions, analysts read them
+GRANT INSERT ON personalize.prediction_log TO personalize_service;
+GRANT SELECT ON personalize.prediction_log, personalize.fairness_daily, personalize.fairness_daily_groups
+	TO personalize_analyst;
+
+-- administration: both kinds of work, and the right to make others analysts and services
+GRANT personalize_analyst, personalize_service TO personalize_admin WITH ADMIN OPTION;
+GRANT INSERT ON personalize.consents TO personalize_admin;
+GRANT USAGE ON SEQUENCE personalize.consents_seq_seq, personalize.erasures_id_seq TO personalize_admin;
+GRANT INSERT, DELETE ON personalize.protected_tables TO personalize_admin;
+GRANT SELECT, INSERT ON personalize.erasures TO personalize_admin;
+GRANT DELETE ON personalize.prediction_log TO personalize_admin;
+-- the two SECURITY DEFINER steps of erasure
+REVOKE EXECUTE ON FUNCTION personalize.forget_in_models(bigint), personalize.forget_consents(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION personalize.forget_in_models(bigint), personalize.forget_consents(bigint) TO personalize_admin;
+
+-- Membership. Run as the invoker: granting a group role needs its ADMIN OPTION
+-- (members of personalize_admin have it for analyst and service), CREATEROLE or
+-- superuser, as GRANT itself does. Revoke with REVOKE personalize_analyst FROM role.
+CREATE FUNCTION personalize.grant_analyst(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF role = 0 THEN
+		RAISE EXCEPTION 'role must not be PUBLIC' USING ERRCODE = '22023';
+	END IF;
+	EXECUTE pg_catalog.format('GRANT personalize_analyst TO %s', role);
+END
+$$;
+COMMENT ON FUNCTION personalize.grant_analyst(regrole) IS 'let a role train, evaluate and serve models (membership in personalize_analyst)';
+
+CREATE FUNCTION personalize.grant_service(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF role = 0 THEN
+		RAISE EXCEPTION 'role must not be PUBLIC' USING ERRCODE = '22023';
+	END IF;
+	EXECUTE pg_catalog.format('GRANT personalize_service TO %s', role);
+END
+$$;
+COMMENT ON FUNCTION personalize.grant_service(regrole) IS 'let a role serve models and run experiments online (membership in personalize_service)';
+
+CREATE FUNCTION personalize.grant_admin(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF role = 0 THEN
+		RAISE EXCEPTION 'role must not be PUBLIC' USING ERRCODE = '22023';
+	END IF;
+	EXECUTE pg_catalog.format('GRANT personalize_admin TO %s', role);
+END
+$$;
+COMMENT ON FUNCTION personalize.grant_admin(regrole) IS 'let a role administer the extension: change any model, record consent, erase (membership in personalize_admin)';

@@ -1,8 +1,10 @@
 -- consent: append-only consent history, consent enforced by row-level security, erasure.
 --
--- Everything here runs as the invoker (no SECURITY DEFINER) with a pinned
--- search_path. The consent check lives in one place: the policy expression that
--- personalize.protect() writes, which calls personalize.has_consent(). A later
+-- Everything here runs as the invoker with a pinned search_path, except the
+-- one step of erasure that must reach the extension's own append-only history
+-- (personalize.forget_consents, SECURITY DEFINER, see there). The consent check
+-- lives in one place: the policy expression personalize.consent_predicate()
+-- writes for personalize.protect(), which equals personalize.has_consent(). A later
 -- mechanism (e.g. for Citus, where policies with subqueries or table-reading
 -- functions fail inside shard queries) replaces protect()/has_consent() without
 -- touching callers.
@@ -20,16 +22,19 @@ CREATE TABLE personalize.consents (
 COMMENT ON TABLE personalize.consents IS 'append-only consent history: the latest row per (subject_id, purpose) decides';
 CREATE INDEX consents_subject_purpose ON personalize.consents (subject_id, purpose, seq DESC);
 
--- Append-only: UPDATE and TRUNCATE are refused; DELETE only for the subject
--- that personalize.forget() is erasing (it sets personalize.erasing_subject
--- for the duration of the erasure, transaction-locally).
+-- Append-only: UPDATE and TRUNCATE are refused; DELETE only inside
+-- personalize.forget_consents(), which runs as the table's owner and names the
+-- subject in personalize.erasing_subject. Any role may set that setting; none
+-- but the owner (the extension's, a superuser) is the current user there, so
+-- the setting alone opens nothing.
 CREATE FUNCTION personalize.consents_append_only() RETURNS trigger
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF TG_OP = 'DELETE'
-	   AND pg_catalog.current_setting('personalize.erasing_subject', true) = OLD.subject_id::text THEN
+	   AND pg_catalog.current_setting('personalize.erasing_subject', true) = OLD.subject_id::text
+	   AND CURRENT_USER = (SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID) THEN
 		RETURN OLD;
 	END IF;
 	RAISE EXCEPTION 'consent history is append-only'
@@ -91,12 +96,39 @@ CREATE TABLE personalize.protected_tables (
 	relid regclass PRIMARY KEY,
 	subject_col name NOT NULL,
 	purpose text NOT NULL,
-	exempt_role name,
+	exempt_role regrole,	-- by OID: a renamed role stays exempt
 	rls_was_enabled boolean NOT NULL,
 	rls_was_forced boolean NOT NULL,
 	protected_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE personalize.protected_tables IS 'tables whose rows personalize.protect() shows only to consented subjects';
+
+-- THE policy expression (the one place to change the mechanism). The
+-- subject's latest decision for the purpose is a grant. Written as a
+-- correlated EXISTS (not a call to has_consent, which it equals) so that the
+-- planner can hash the consented subjects once per statement for scans and
+-- probe the index for point queries; the column is qualified with the table
+-- name so that it cannot be captured by the subquery. The exemption is looked
+-- up by OID in personalize.protected_tables (an uncorrelated subquery, run once
+-- per statement): a role name written into the policy would stop matching when
+-- the role is renamed, and PostgreSQL refuses regrole constants in policies.
+CREATE FUNCTION personalize.consent_predicate(tbl regclass, subject_col name, purpose text, with_exemption boolean)
+RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN with_exemption THEN
+	         pg_catalog.format('EXISTS (SELECT FROM personalize.protected_tables x WHERE x.relid = %L::pg_catalog.regclass'
+	                           ' AND pg_catalog.pg_has_role(x.exempt_role, ''MEMBER'')) OR ', tbl::text)
+	       ELSE '' END
+	    || pg_catalog.format(
+	         'EXISTS (SELECT FROM personalize.consents c WHERE c.subject_id = %I.%I AND c.purpose = %L AND c.granted'
+	         ' AND NOT EXISTS (SELECT FROM personalize.consents l'
+	         ' WHERE l.subject_id = c.subject_id AND l.purpose = c.purpose AND l.seq > c.seq))',
+	         (SELECT r.relname FROM pg_catalog.pg_class r WHERE r.oid = tbl), subject_col, purpose)
+$$;
+COMMENT ON FUNCTION personalize.consent_predicate(regclass, name, text, boolean) IS
+	'the row-level security expression personalize.protect() writes for a table';
 
 CREATE FUNCTION personalize.protect(tbl regclass, subject_col name, purpose text, exempt regrole DEFAULT NULL)
 RETURNS void
@@ -106,7 +138,6 @@ AS $$
 DECLARE
 	rel record;
 	coltype regtype;
-	predicate text;
 BEGIN
 	IF tbl IS NULL OR subject_col IS NULL OR purpose IS NULL THEN
 		RAISE EXCEPTION 'tbl, subject_col and purpose must not be null' USING ERRCODE = '22004';
@@ -132,26 +163,11 @@ BEGIN
 			HINT = 'Call personalize.unprotect() first.';
 	END IF;
 
-	-- THE policy expression (the one place to change the mechanism).
-	-- The subject's latest decision for the purpose is a grant. Written as a
-	-- correlated EXISTS (not a call to has_consent, which it equals) so that
-	-- the planner can hash the consented subjects once per statement for
-	-- scans and probe the index for point queries; the column is qualified
-	-- with the table name so that it cannot be captured by the subquery.
-	predicate := pg_catalog.format(
-		'EXISTS (SELECT FROM personalize.consents c WHERE c.subject_id = %I.%I AND c.purpose = %L AND c.granted'
-		' AND NOT EXISTS (SELECT FROM personalize.consents l'
-		' WHERE l.subject_id = c.subject_id AND l.purpose = c.purpose AND l.seq > c.seq))',
-		(SELECT r.relname FROM pg_class r WHERE r.oid = tbl), subject_col, purpose);
-	IF exempt IS NOT NULL THEN
-		predicate := pg_catalog.format('pg_catalog.pg_has_role(%L, ''MEMBER'') OR %s', exempt::text, predicate);
-	END IF;
-
 	-- Restrictive, so that it narrows any policy the table already has
 	-- instead of widening it; inserts are not checked (rows of subjects
 	-- without consent may be stored, they stay invisible).
 	EXECUTE pg_catalog.format('CREATE POLICY personalize_consent ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (true)',
-	                          tbl, predicate);
+	                          tbl, personalize.consent_predicate(tbl, subject_col, purpose, exempt IS NOT NULL));
 	IF NOT rel.relrowsecurity THEN
 		-- RLS was off: every row was visible, keep that for consented rows.
 		EXECUTE pg_catalog.format('CREATE POLICY personalize_rows ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (true) WITH CHECK (true)', tbl);
@@ -160,7 +176,7 @@ BEGIN
 	EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
 
 	INSERT INTO personalize.protected_tables (relid, subject_col, purpose, exempt_role, rls_was_enabled, rls_was_forced)
-	VALUES (tbl, subject_col, purpose, exempt::text, rel.relrowsecurity, rel.relforcerowsecurity);
+	VALUES (tbl, subject_col, purpose, exempt, rel.relrowsecurity, rel.relforcerowsecurity);
 END
 $$;
 
@@ -197,6 +213,26 @@ CREATE TABLE personalize.erasures (
 );
 COMMENT ON TABLE personalize.erasures IS 'audit of personalize.forget() calls: when, by whom, how many rows where; no subject identifier';
 
+-- The consent history of one subject, deleted for personalize.forget().
+-- SECURITY DEFINER (documented in doc/privacy.md): the history is append-only
+-- for every role (consents_append_only); running as the table's owner is what
+-- lets this one DELETE through, so that no grant and no setting a caller can
+-- make opens the history. Only roles granted personalize_admin may execute it.
+CREATE FUNCTION personalize.forget_consents(subject_id bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM pg_catalog.set_config('personalize.erasing_subject', forget_consents.subject_id::text, true);
+	DELETE FROM personalize.consents c WHERE c.subject_id = forget_consents.subject_id;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	PERFORM pg_catalog.set_config('personalize.erasing_subject', '', true);
+	RETURN n;
+END
+$$;
+
 -- forget reaches into the models through personalize.forget_in_models
 -- (registry.sql): the subject is removed from every stored model, which is
 -- marked stale.
@@ -211,6 +247,14 @@ DECLARE
 	touched jsonb := '{}'::jsonb;
 	subject bigint := forget.subject_id;
 BEGIN
+	-- The extension's own tables are erased through two SECURITY DEFINER
+	-- functions that only administrators may run; say so before touching anything.
+	IF NOT (pg_catalog.has_function_privilege('personalize.forget_in_models(bigint)', 'EXECUTE')
+	        AND pg_catalog.has_function_privilege('personalize.forget_consents(bigint)', 'EXECUTE')) THEN
+		RAISE EXCEPTION 'role "%" may not erase subjects', CURRENT_USER
+			USING ERRCODE = '42501',
+			      HINT = 'Erasure needs the role personalize_admin (personalize.grant_admin()).';
+	END IF;
 	-- Refuse rather than silently skip rows the policy hides from us.
 	FOR p IN SELECT * FROM personalize.protected_tables ORDER BY relid::text LOOP
 		IF pg_catalog.row_security_active(p.relid)
@@ -242,12 +286,8 @@ BEGIN
 	RETURN NEXT;
 
 	-- Last, the consent history itself (the documented erasure path).
-	PERFORM pg_catalog.set_config('personalize.erasing_subject', subject::text, true);
-	DELETE FROM personalize.consents c WHERE c.subject_id = subject;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	PERFORM pg_catalog.set_config('personalize.erasing_subject', '', true);
-	object := 'personalize.consents'; removed := n;
-	touched := touched || pg_catalog.jsonb_build_object(object, n);
+	object := 'personalize.consents'; removed := personalize.forget_consents(subject);
+	touched := touched || pg_catalog.jsonb_build_object(object, removed);
 	RETURN NEXT;
 
 	INSERT INTO personalize.erasures (touched) VALUES (touched);

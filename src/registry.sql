@@ -16,6 +16,8 @@ CREATE TABLE personalize.models (
 	stale		boolean NOT NULL DEFAULT false,
 	revised_at	timestamptz,	-- when forget last rewrote the stored model
 	model		personalize.model NOT NULL,
+	-- the role that trained the version (last, where ALTER TABLE ADD COLUMN put it in 0.2.0)
+	owner		regrole NOT NULL DEFAULT CURRENT_USER::regrole,
 	PRIMARY KEY (name, version)
 );
 -- at most one active version per name; serving looks it up by this index
@@ -24,6 +26,38 @@ COMMENT ON TABLE personalize.models IS 'trained model versions; the active one o
 
 -- pg_dump keeps users' models (the table belongs to the extension)
 SELECT pg_catalog.pg_extension_config_dump('personalize.models', '');
+
+-- Who may change a model (as pg_cron does for cron.job): a model is its name's
+-- versions; a role may change it (train a version, activate, drop, rewrite) when
+-- it has the privileges of the owner of every version, or of personalize_admin,
+-- or is a superuser. A new name belongs to whoever trains it first. A function
+-- of (name, owner), so the same policies fit any table keyed by model name.
+-- Runs as the invoker: it reads personalize.models through the SELECT policy
+-- (true), so the policies below never recurse.
+CREATE FUNCTION personalize.may_change_model(model_name text, new_owner regrole DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT model_name IS NOT NULL
+	   AND (coalesce(pg_catalog.pg_has_role(pg_catalog.to_regrole('personalize_admin'), 'USAGE'), false)
+	        OR ((new_owner IS NULL OR pg_catalog.pg_has_role(new_owner, 'USAGE'))
+	            AND NOT EXISTS (SELECT FROM personalize.models m
+	                            WHERE m.name = model_name AND NOT pg_catalog.pg_has_role(m.owner, 'USAGE'))))
+$$;
+COMMENT ON FUNCTION personalize.may_change_model(text, regrole) IS
+	'whether the current role may train, activate, drop or rewrite a model (and give a version to new_owner)';
+
+ALTER TABLE personalize.models ENABLE ROW LEVEL SECURITY;
+-- serving and evaluation read every version (SELECT on the table is the gate)
+CREATE POLICY models_read ON personalize.models FOR SELECT USING (true);
+-- a new version records the role that trains it
+CREATE POLICY models_train ON personalize.models FOR INSERT
+	WITH CHECK (owner = CURRENT_USER::regrole AND personalize.may_change_model(name, owner));
+CREATE POLICY models_change ON personalize.models FOR UPDATE
+	USING (personalize.may_change_model(name, owner)) WITH CHECK (personalize.may_change_model(name, owner));
+CREATE POLICY models_drop ON personalize.models FOR DELETE
+	USING (personalize.may_change_model(name, owner));
 
 CREATE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
 RETURNS integer
@@ -62,6 +96,11 @@ BEGIN
 	END IF;
 	make_active := coalesce((options ->> 'activate')::boolean, true);
 	fit_options := options - 'activate';
+	-- before a training that may take minutes (the row policy checks again at insert)
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Train under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
 
 	-- a query runs as a subquery; anything else must name a table or view
 	relation := personalize.source_sql(source);
@@ -83,9 +122,10 @@ BEGIN
 	IF make_active THEN
 		UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active;
 	END IF;
-	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, model)
+	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, model, owner)
 	VALUES (model_name, new_version, algorithm, options, (info ->> 'rows')::pg_catalog.int8, (info ->> 'users')::pg_catalog.int8,
-	        (info ->> 'items')::pg_catalog.int8, pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active, trained);
+	        (info ->> 'items')::pg_catalog.int8, pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active, trained,
+	        CURRENT_USER::pg_catalog.regrole);
 	RETURN new_version;
 END
 $$;
@@ -104,6 +144,10 @@ BEGIN
 	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name AND m.version = activate.version) THEN
 		RAISE EXCEPTION 'model "%" has no version %', model_name, activate.version USING ERRCODE = '42704';
 	END IF;
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Ask the model''s owner or a member of personalize_admin.';
+	END IF;
 	UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active AND m.version <> activate.version;
 	UPDATE personalize.models m SET active = true WHERE m.name = model_name AND m.version = activate.version AND NOT m.active;
 END
@@ -116,10 +160,15 @@ LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	DELETE FROM personalize.models m WHERE m.name = model_name;
-	IF NOT FOUND THEN
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name) THEN
 		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = '42704';
 	END IF;
+	-- all or nothing: the row policy would skip the versions of other owners
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	DELETE FROM personalize.models m WHERE m.name = model_name;
 END
 $$;
 COMMENT ON FUNCTION personalize.drop_model(text) IS 'delete every version of a model';
@@ -127,10 +176,13 @@ COMMENT ON FUNCTION personalize.drop_model(text) IS 'delete every version of a m
 -- Erasure in models, called by personalize.forget: every stored version (active
 -- or not) that knows the subject is rewritten without them and marked stale, so
 -- a refresh retrains it. revised_at changes the serving cache's key, so no
--- backend serves the old value after commit. Runs as the caller: erasing needs
--- UPDATE on personalize.models.
+-- backend serves the old value after commit.
+-- SECURITY DEFINER (documented in doc/privacy.md): an erasure must reach every
+-- model whoever owns it, and the row policies limit the caller to its own. It
+-- does one thing, removing one subject, and only roles granted
+-- personalize_admin may execute it (src/roles.sql).
 CREATE FUNCTION personalize.forget_in_models(subject_id bigint) RETURNS integer
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -11,7 +11,8 @@ FROM_VERSIONS="0.1.0"
 old_db=pg_personalize_upgrade_old
 new_db=pg_personalize_upgrade_new
 out=$(mktemp -d)
-trap 'rm -rf "$out"; dropdb --if-exists $old_db >/dev/null 2>&1; dropdb --if-exists $new_db >/dev/null 2>&1' EXIT
+trap 'rm -rf "$out"; dropdb --if-exists $old_db >/dev/null 2>&1; dropdb --if-exists $new_db >/dev/null 2>&1;
+      psql -X -q -d postgres -c "DROP ROLE IF EXISTS upgrade_exempt" >/dev/null 2>&1' EXIT
 status=0
 for from in $FROM_VERSIONS; do
   dropdb --if-exists $old_db >/dev/null 2>&1; dropdb --if-exists $new_db >/dev/null 2>&1
@@ -32,7 +33,7 @@ for from in $FROM_VERSIONS; do
     echo "upgrade $from -> $NEW: FAILED"; cat "$out/after.log"; status=1
   else
     echo "upgrade $from -> $NEW: ok ($(wc -l <"$out/fresh.txt") catalog lines equal a fresh install;" \
-         "$(grep -o 'kept.*' "$out/after.log"))"
+         "$(grep -o 'kept.*' "$out/after.log"), $(grep -o 'gave.*' "$out/after.log"))"
   fi
 done
 exit $status

@@ -1,7 +1,7 @@
 -- Consent enforced by row-level security, with real roles: an analyst, the
 -- table owner, an exempt admin, and a role that may not read consent state.
 BEGIN;
-SELECT plan(54);
+SELECT plan(65);
 
 CREATE ROLE pp_owner;
 CREATE ROLE pp_analyst;
@@ -11,13 +11,10 @@ GRANT USAGE ON SCHEMA personalize TO pp_owner, pp_analyst, pp_admin, pp_nobody;
 GRANT SELECT ON personalize.current_consent TO pp_nobody;
 -- who may read consent state: every role that reads protected tables
 GRANT SELECT ON personalize.consents TO pp_owner, pp_analyst, pp_admin;
--- who may record consent and erase
-GRANT INSERT, DELETE ON personalize.consents TO pp_admin;
-GRANT USAGE ON SEQUENCE personalize.consents_seq_seq, personalize.erasures_id_seq TO pp_admin;
-GRANT SELECT, INSERT ON personalize.erasures TO pp_admin;
-GRANT SELECT, UPDATE ON personalize.models TO pp_admin;     -- forget rewrites stored models
-GRANT SELECT, DELETE ON personalize.prediction_log TO pp_admin;
-GRANT SELECT ON personalize.protected_tables TO pp_admin, pp_analyst;
+-- who may record consent and erase: the extension's administrators
+SELECT personalize.grant_admin('pp_admin');
+-- 0.1.0's documentation told DBAs to grant this to the erasing role; it must open nothing now
+GRANT DELETE, TRUNCATE ON personalize.consents TO pp_admin, pp_analyst;
 -- who may protect tables (their owners)
 GRANT SELECT, INSERT, DELETE ON personalize.protected_tables TO pp_owner;
 
@@ -93,6 +90,23 @@ RESET ROLE;
 
 SET ROLE pp_admin;
 SELECT is((SELECT count(*) FROM pp.events), 19::bigint, 'the exempted role sees every row');
+RESET ROLE;
+
+-- renaming the exempt role keeps the exemption (the policy finds the role by OID)
+ALTER ROLE pp_admin RENAME TO pp_admin_renamed;
+SET ROLE pp_admin_renamed;
+SELECT is((SELECT count(*) FROM pp.events), 19::bigint, 'the renamed exempt role still sees every row');
+RESET ROLE;
+SET ROLE pp_analyst;
+SELECT is((SELECT array_agg(DISTINCT subject_id ORDER BY subject_id) FROM pp.events), ARRAY[1, 5]::bigint[],
+  'and the exemption did not spread to other roles');
+RESET ROLE;
+SELECT is((SELECT exempt_role::text FROM personalize.protected_tables WHERE relid = 'pp.events'::regclass), 'pp_admin_renamed',
+  'protected_tables shows the new name');
+SELECT ok((SELECT qual !~ 'pp_admin' FROM pg_policies WHERE tablename = 'events' AND policyname = 'personalize_consent'),
+  'the policy holds no role name');
+ALTER ROLE pp_admin_renamed RENAME TO pp_admin;
+SET ROLE pp_admin;
 SELECT is((SELECT array_agg(DISTINCT subject_id ORDER BY subject_id) FROM pp.events
            WHERE personalize.has_consent(subject_id, 'personalization')), ARRAY[1, 5]::bigint[],
   'has_consent agrees with the policy');
@@ -149,6 +163,33 @@ SELECT throws_ok($$UPDATE personalize.consents SET granted = true WHERE subject_
   'consent history is append-only', 'UPDATE is refused, even for a superuser');
 SELECT throws_ok($$DELETE FROM personalize.consents WHERE subject_id = 3$$, '55000', NULL, 'DELETE is refused');
 SELECT throws_ok($$TRUNCATE personalize.consents$$, '55000', NULL, 'TRUNCATE is refused');
+
+-- personalize.erasing_subject opens nothing: any role may set it, and the roles
+-- below even hold DELETE and TRUNCATE on the table (as 0.1.0's docs advised)
+SET ROLE pp_admin;
+SET LOCAL personalize.erasing_subject = '3';
+SELECT throws_ok($$DELETE FROM personalize.consents WHERE subject_id = 3$$, '55000', 'consent history is append-only',
+  'an administrator who sets personalize.erasing_subject still cannot DELETE history');
+SELECT throws_ok($$TRUNCATE personalize.consents$$, '55000', NULL, '... nor TRUNCATE');
+RESET ROLE;
+RESET personalize.erasing_subject;
+SET ROLE pp_analyst;
+SELECT set_config('personalize.erasing_subject', '3', true);
+SELECT throws_ok($$DELETE FROM personalize.consents WHERE subject_id = 3$$, '55000', NULL,
+  'nor can an analyst with DELETE who sets it');
+SELECT throws_ok($$SELECT personalize.forget_consents(3)$$, '42501', NULL,
+  'and only administrators may run the erasure step that deletes history');
+RESET ROLE;
+RESET personalize.erasing_subject;
+-- a SECURITY DEFINER function of a role that is not the table's owner runs as that role: refused too
+CREATE FUNCTION pp.wipe(s bigint) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ DECLARE n bigint; BEGIN PERFORM set_config('personalize.erasing_subject', s::text, true);
+  DELETE FROM personalize.consents WHERE subject_id = s; GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$;
+ALTER FUNCTION pp.wipe(bigint) OWNER TO pp_admin;
+SET ROLE pp_analyst;
+SELECT throws_ok($$SELECT pp.wipe(3)$$, '55000', NULL, 'nor a SECURITY DEFINER function of a non-owner');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM personalize.consents WHERE subject_id = 3), 1::bigint, 'subject 3''s history is intact');
 SET ROLE pp_analyst;
 SELECT throws_ok($$SELECT personalize.set_consent(1, 'personalization', false)$$, '42501', NULL,
   'recording consent needs INSERT on personalize.consents');
@@ -186,8 +227,16 @@ RESET ROLE;
 
 -- erasure
 SET ROLE pp_analyst;
-SELECT throws_ok($$SELECT * FROM personalize.forget(2)$$, '42501', NULL,
-  'forget refuses a role that cannot see every row of a protected table');
+SELECT throws_ok($$SELECT * FROM personalize.forget(2)$$, '42501', 'role "pp_analyst" may not erase subjects',
+  'forget refuses a role that is not an administrator, before touching anything');
+RESET ROLE;
+SELECT personalize.grant_admin('pp_nobody');
+SET ROLE pp_nobody;
+SELECT throws_ok($$SELECT * FROM personalize.forget(2)$$, '42501', 'role "pp_nobody" cannot see every row of "pp.events"',
+  'forget refuses an administrator that cannot see every row of a protected table');
+RESET ROLE;
+REVOKE personalize_admin FROM pp_nobody;
+SET ROLE pp_analyst;
 RESET ROLE;
 SET ROLE pp_owner;
 SELECT personalize.unprotect('pp.tenant_rows');

@@ -1,14 +1,22 @@
 -- Catalog hygiene: every function of the extension declares volatility,
--- strictness and parallel safety deliberately, and nothing runs as definer.
+-- strictness and parallel safety deliberately, and nothing but the two erasure
+-- steps runs as definer.
 BEGIN;
-SELECT plan(6);
+SELECT plan(7);
 
 CREATE TEMP VIEW ext_functions AS
 SELECT p.oid::regprocedure AS fn, p.provolatile, p.proisstrict, p.proparallel, p.prosecdef, p.prokind, p.proname
 FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_personalize');
 
-SELECT is((SELECT count(*) FROM ext_functions WHERE prosecdef), 0::bigint, 'no SECURITY DEFINER function');
+-- SECURITY DEFINER only for the two documented erasure steps (doc/privacy.md):
+-- pinned search_path, not executable by PUBLIC
+SELECT is((SELECT array_agg(fn::text ORDER BY fn::text) FROM ext_functions WHERE prosecdef),
+  ARRAY['personalize.forget_consents(bigint)', 'personalize.forget_in_models(bigint)'],
+  'the only SECURITY DEFINER functions are the two erasure steps');
+SELECT is((SELECT count(*) FROM ext_functions e JOIN pg_proc p ON p.oid = e.fn
+           WHERE e.prosecdef AND ('search_path=pg_catalog, pg_temp' = ANY (p.proconfig)) AND NOT has_function_privilege('public', e.fn, 'EXECUTE')),
+  2::bigint, '... with a pinned search_path, not executable by PUBLIC');
 SELECT is((SELECT count(*) FROM ext_functions e JOIN pg_namespace n ON n.oid = (SELECT pronamespace FROM pg_proc WHERE oid = e.fn)
            WHERE n.nspname <> 'personalize'), 0::bigint, 'every function lives in schema personalize');
 SELECT is(
@@ -19,7 +27,8 @@ SELECT is(
   NULL, 'embedding functions are IMMUTABLE and PARALLEL SAFE');
 -- Besides aggregate transition and combine functions, only functions with
 -- optional NULL arguments (recommend's candidates and exclude, recommend_for's
--- weights) or that answer a NULL argument with an error (train) take NULLs.
+-- weights, may_change_model's new_owner) or that answer a NULL argument with an
+-- error (train) take NULLs.
 SELECT is(
   (SELECT array_agg(fn::text ORDER BY fn::text) FROM ext_functions
    WHERE prokind = 'f' AND NOT proisstrict
@@ -31,7 +40,8 @@ SELECT is(
                          'split_by_user_time', 'split_by_time',
                          'create_experiment', 'assign', 'log_outcome', 'segment_effects', 'cuped_results',
                          'experiment_metric_check', 'source_sql', 'chisq_gof', 'moments_pad',
-                         'set_consent', 'protect', 'consents_append_only', 'fairness_gaps')),
+                         'set_consent', 'protect', 'consents_append_only', 'fairness_gaps',
+                         'may_change_model')),
   NULL, 'only aggregate support and functions that handle NULL arguments themselves take NULLs');
 -- internal states only where the issue allows them (ALS and item-kNN need
 -- every row), and then with serialize/deserialize for parallel query

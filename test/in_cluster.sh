@@ -23,6 +23,9 @@ bash test/check_plpgsql.sh || status=1
 echo "== ALTER EXTENSION UPDATE from every earlier release equals a fresh install"
 bash test/check_upgrade.sh || status=1
 
+echo "== crash safety: backends killed while training, forgetting, activating; immediate restart"
+bash test/check_crash.sh || status=1
+
 echo "== the README's SQL tour runs as written"
 bash test/check_readme.sh || status=1
 

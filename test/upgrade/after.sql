@@ -31,3 +31,28 @@ BEGIN
   RAISE NOTICE 'upgrade kept % catalog tables and % served rows', (SELECT count(*) FROM public.upgrade_rows),
     (SELECT count(*) FROM public.upgrade_served);
 END $$;
+
+-- What 0.2.0 adds to data written by 0.1.0: models belong to the extension's
+-- owner; an exempt role written by name into a 0.1.0 policy is found by OID.
+DO $$
+DECLARE n bigint; total bigint;
+BEGIN
+  IF EXISTS (SELECT FROM personalize.models
+             WHERE owner <> (SELECT extowner FROM pg_extension WHERE extname = 'pg_personalize')::regrole) THEN
+    RAISE EXCEPTION 'a 0.1.0 model did not get the extension''s owner as its owner';
+  END IF;
+  IF (SELECT qual FROM pg_policies WHERE tablename = 'exempt_clicks' AND policyname = 'personalize_consent') ~ 'upgrade_exempt' THEN
+    RAISE EXCEPTION 'the updated policy still names the exempt role';
+  END IF;
+  SELECT count(*) INTO total FROM public.exempt_clicks;
+  GRANT SELECT ON personalize.consents TO upgrade_exempt;   -- every reader of a protected table needs it
+  ALTER ROLE upgrade_exempt RENAME TO upgrade_exempt_renamed;
+  SET LOCAL ROLE upgrade_exempt_renamed;
+  SELECT count(*) INTO n FROM public.exempt_clicks;
+  RESET ROLE;
+  ALTER ROLE upgrade_exempt_renamed RENAME TO upgrade_exempt;
+  IF n <> total THEN
+    RAISE EXCEPTION 'after the update and a rename, the exempt role sees % of % rows', n, total;
+  END IF;
+  RAISE NOTICE 'and gave % models to the extension''s owner; an exempt role survived a rename', (SELECT count(*) FROM personalize.models);
+END $$;

@@ -22,6 +22,13 @@ SELECT count(personalize.set_consent(u, 'personalization', u % 3 <> 0)) FROM gen
 SELECT personalize.set_consent(5, 'personalization', false);
 CREATE TABLE public.protected_clicks AS SELECT * FROM public.clicks;
 SELECT personalize.protect('public.protected_clicks', 'user_id', 'personalization');
+-- a protected table with an exempt role (0.1.0 wrote the role's name into the policy)
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upgrade_exempt') THEN CREATE ROLE upgrade_exempt; END IF;
+END $$;
+CREATE TABLE public.exempt_clicks AS SELECT * FROM public.clicks;
+GRANT SELECT ON public.exempt_clicks TO upgrade_exempt;
+SELECT personalize.protect('public.exempt_clicks', 'user_id', 'personalization', 'upgrade_exempt');
 SELECT personalize.forget(7);
 
 -- what serving returns now
