@@ -67,12 +67,13 @@ SELECT '[1.5,-2.5,3]'::embedding::real[], '[1.5,-2.5,3]'::embedding::float8[],
        '[1.5,-2.5,3]'::embedding::numeric[], '[1.4,-2.6,3]'::embedding::int[];
 SELECT '[3e9]'::embedding::int[];
 
--- binary form: COPY BINARY out and back in
+-- binary form: COPY BINARY out and back in (a file in this cluster's data directory)
+SELECT current_setting('data_directory') || '/pg_personalize_regress.bin' AS binfile \gset
 CREATE TEMP TABLE bin_src AS SELECT id, a::embedding AS e FROM reference;
-COPY bin_src TO '/tmp/pg_personalize_regress.bin' (FORMAT binary);
+COPY bin_src TO :'binfile' (FORMAT binary);
 CREATE TEMP TABLE bin_dst (id int, e embedding);
-COPY bin_dst FROM '/tmp/pg_personalize_regress.bin' (FORMAT binary);
+COPY bin_dst FROM :'binfile' (FORMAT binary);
 SELECT count(*) AS rows, bool_and(s.e = d.e AND s.e::text = d.e::text) AS identical
 FROM bin_src s JOIN bin_dst d USING (id);
 CREATE TEMP TABLE bin_typed (id int, e embedding(3));
-COPY bin_typed FROM '/tmp/pg_personalize_regress.bin' (FORMAT binary);
+COPY bin_typed FROM :'binfile' (FORMAT binary);
