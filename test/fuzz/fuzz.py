@@ -269,6 +269,14 @@ def float8_array(rng, seeds):
     return "{%s}" % body
 
 
+def format1_model():
+    """A format-1 value (0.1.0's frozen layout, read by conversion), as test/models_format.sql
+    assembles it: a popularity model of items 10, 20, 30. Later formats come from SQL."""
+    offsets = [152, 0, 160, 184] + [0] * 7
+    return (struct.pack("<iihhiiiiiqqqd", 196 << 2, 0x504D4F44, 1, 1, 0, 0, 0, 3, 0, 0, 6, 1, float("nan"))
+            + struct.pack("<11q", *offsets) + b"{}\0" + bytes(5) + struct.pack("<3q3f", 10, 20, 30, 3, 1, 2))
+
+
 # ---------- the driver ----------
 
 class Fuzzer:
@@ -301,7 +309,7 @@ class Fuzzer:
             ("als_fit", '{"factors": 16, "iterations": 2, "seed": 7}', "events"),
             ("itemknn_fit", '{"neighbors": 2, "shrinkage": 1}', "tiny"),
             ("als_fit", '{"factors": 2, "iterations": 1, "seed": 3}', "tiny"),
-        ]]
+        ]] + [format1_model()]
         conn.execute("INSERT INTO personalize.models (name, version, algorithm, rows, users, items, seconds, "
                      "active, model) SELECT 'fuzz', 1, 'als', 0, 0, 0, 0, true, "
                      "personalize.als_fit(user_id, item_id, weight, '{\"factors\": 2}') FROM fuzz.tiny")
@@ -549,10 +557,21 @@ def main():
     ap.add_argument("--only", action="append", help="run only this target (repeatable)")
     ap.add_argument("--out", default=os.environ.get("FUZZ_OUT", "/tmp/pg_personalize_fuzz"))
     ap.add_argument("--keep", action="store_true", help="keep the fuzz database")
+    ap.add_argument("--baseline", type=int, default=0,
+                    help="first time this many cases of a trivial statement (the driver's round-trip bound)")
     args = ap.parse_args()
     fz = Fuzzer(args)
     fz.setup()
     fz.open()
+    if args.baseline:
+        fz.pg.prepare(b"baseline", b"SELECT length($1)", [fz.oids["bytea"]])
+        start = time.time()
+        for case in range(args.baseline):
+            rng = random.Random(args.seed * 1000003 + case)
+            value = mutate_bytes(rng, rng.choice(fz.models), fz.models, varlena=True)
+            fz.execute(b"baseline", [value], [1])
+        rate = args.baseline / (time.time() - start)
+        print(f"baseline: {args.baseline} mutated values through SELECT length($1): {rate:.0f}/s")
     cases = [args.case] if args.case is not None else range(args.first, args.first + args.cases)
     start = time.time()
     last = start
@@ -561,7 +580,10 @@ def main():
         if time.time() - last > 60:
             last = time.time()
             print(f"fuzz: {n + 1} cases, {len(fz.problems)} problems, {last - start:.0f} s", flush=True)
-    ok = fz.report(time.time() - start, len(cases))
+    elapsed = time.time() - start
+    ok = fz.report(elapsed, len(cases))
+    if args.baseline:
+        print(f"fuzz rate / baseline rate: {len(cases) / elapsed / rate:.2f}")
     fz.conn.close()
     if not args.keep:
         with fz.connect("postgres") as admin:
