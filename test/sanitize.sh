@@ -29,14 +29,15 @@ chmod 755 "$work"
 root=$work/root
 as_server=()
 [ "$(id -u)" -ne 0 ] || as_server=(runuser -u postgres --)
-server_pid=
+server_started=
 stop_server() {
-  "${as_server[@]}" "$bin/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null 2>&1 || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=
+  # immediate when a backend no longer answers (a hang the fuzzer reported)
+  "${as_server[@]}" "$bin/pg_ctl" -D "$work/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+    "${as_server[@]}" "$bin/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1 || true
+  server_started=
 }
 cleanup() {
-  [ -z "$server_pid" ] || stop_server
+  [ -z "$server_started" ] || stop_server
   [ -n "${KEEP_SANITIZE_DIR:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -63,23 +64,41 @@ gcc -shared -fPIC -O2 -Wall -Werror -o "$work/asan_first.so" test/sanitize/asan_
 
 echo "== throwaway cluster with the sanitizer runtimes preloaded"
 mkdir -p "$work/data" "$work/sock" "$work/reports"
-[ ${#as_server[@]} -eq 0 ] || chown postgres "$work/data" "$work/sock" "$work/reports"
+touch "$work/server.log"
+[ ${#as_server[@]} -eq 0 ] || chown postgres "$work/data" "$work/sock" "$work/reports" "$work/server.log"
 "${as_server[@]}" "$bin/initdb" -D "$work/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+cat >>"$work/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$work/sock'
+port = 5432
+jit = off
+fsync = off
+shared_preload_libraries = 'pg_cron'
+cron.database_name = 'postgres'
+max_worker_processes = 16
+CONF
+# The copy's postgres becomes a wrapper that preloads the runtime, so the
+# server has it however it is started or restarted (test/check_crash.sh
+# restarts it with pg_ctl). A memory error or undefined behaviour aborts the
+# backend (a crash the postmaster logs, and a report file). Leaks are checked
+# at every process exit without changing its exit status (exitcode=0: the
+# postmaster treats a child's status 1 as a failure); test/sanitize/reports.py
+# says which count.
 libasan=$(ldd "$root/usr/lib/postgresql/$(basename "$pkglib")/lib/pg_personalize.so" | awk '/libasan/ {print $3}')
-# A memory error or undefined behaviour aborts the backend (a crash the
-# postmaster logs, and a report file). Leaks are checked at every process exit
-# without changing its exit status (exitcode=0: the postmaster treats a child's
-# status 1 as a failure); test/sanitize/reports.py says which count.
-"${as_server[@]}" env LD_PRELOAD="$libasan $work/asan_first.so" \
-  ASAN_OPTIONS="abort_on_error=1:exitcode=0:detect_leaks=1:log_path=$work/reports/asan" \
-  UBSAN_OPTIONS="abort_on_error=1:halt_on_error=1:print_stacktrace=1:log_path=$work/reports/ubsan" \
-  "$bin/postgres" -D "$work/data" -k "$work/sock" -c listen_addresses= -c port=5432 -c jit=off -c fsync=off \
-    -c shared_preload_libraries=pg_cron -c cron.database_name=postgres -c max_worker_processes=16 \
-    -c log_min_messages=warning >"$work/server.log" 2>&1 &
-server_pid=$!
+mv "$bin/postgres" "$bin/postgres.uninstrumented"
+# exec -a: the postmaster records its argv[0] in postmaster.opts, which pg_ctl
+# restart runs again; it must name the wrapper.
+cat >"$bin/postgres" <<WRAPPER
+#!/bin/bash
+export LD_PRELOAD="$libasan $work/asan_first.so"
+export ASAN_OPTIONS="abort_on_error=1:exitcode=0:detect_leaks=1:log_path=$work/reports/asan"
+export UBSAN_OPTIONS="abort_on_error=1:halt_on_error=1:print_stacktrace=1:log_path=$work/reports/ubsan"
+exec -a "\$0" "$bin/postgres.uninstrumented" "\$@"
+WRAPPER
+chmod 755 "$bin/postgres"
+"${as_server[@]}" "$bin/pg_ctl" -D "$work/data" -w -t 120 -l "$work/server.log" start >/dev/null
+server_started=1
 export PGHOST=$work/sock PGPORT=5432 PGUSER=postgres PGDATABASE=postgres PG_CONFIG=$bin/pg_config PATH=$bin:$PATH
-for _ in $(seq 60); do pg_isready -q && break; sleep 1; done
-pg_isready -q || { echo "sanitizer server did not start"; cat "$work/server.log"; exit 1; }
 
 status=0
 start=$(date +%s)
@@ -95,7 +114,8 @@ fi
 
 stop_server
 /usr/bin/python3 test/sanitize/reports.py "$work/reports" || status=1
-if grep -E "terminated by signal|runtime error|AddressSanitizer" "$work/server.log"; then
+# signal 9 is test/check_crash.sh's SIGKILL; any other signal is a crash
+if grep -E "terminated by signal [0-8]\b|terminated by signal 1[0-9]|runtime error|AddressSanitizer" "$work/server.log"; then
   echo "== the server log shows a crash or a sanitizer report (above)"; status=1
 fi
 [ $status -eq 0 ] && echo "sanitizers: 0 reports, no server crash"
