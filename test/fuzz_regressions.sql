@@ -8,7 +8,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(14);
+SELECT plan(16);
 
 -- little-endian integers, to overwrite fields of a state
 CREATE FUNCTION pg_temp.i8(x bigint) RETURNS bytea LANGUAGE sql IMMUTABLE AS
@@ -61,6 +61,14 @@ SELECT throws_ok($$SELECT embedding_combine('{1,2}', '{1,NULL}')$$, '22023', 'in
                  'a NULL in a state (was an internal error)');
 SELECT throws_ok($$SELECT embedding_accum('{1,2}', '[1,2]')$$, '22000', 'different embedding dimensions 1 and 2',
                  'a state of another dimension');
+
+-- A model whose pair count is 2^62: rows x 4 bytes wrapped to 0 in the section checks
+-- (an integer division by zero, then sections of 0 bytes taken for 2^62 pairs)
+CREATE TEMP TABLE knn AS SELECT model_send(itemknn_fit(u, i, 1, '{"neighbors": 2}')) AS b
+  FROM generate_series(1, 5) u, generate_series(1, 4) i;
+SELECT is((SELECT model_info(('\x' || encode(b, 'hex'))::model) ->> 'pairs' FROM knn), '20', 'the valid model works');
+SELECT throws_ok($$SELECT (SELECT '\x' || encode(overlay(b PLACING pg_temp.i8(4611686018427387904) FROM 33 FOR 8), 'hex')
+                           FROM knn)::model$$, 'XX001', NULL, 'a pair count of 2^62');
 
 SELECT * FROM finish();
 ROLLBACK;
