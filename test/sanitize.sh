@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer. Builds the
-# extension with -fsanitize=address,undefined in a copy of the tree, installs it
-# into a private copy of PostgreSQL 15 (Debian's binaries, relocated, so the
-# system's installation is untouched), starts a throwaway cluster whose
-# postmaster has the ASan runtime preloaded, runs test/in_cluster.sh (pg_regress,
-# docs, dump, upgrade, README, pgTAP) and the fuzzer (FUZZ_CASES, default
-# 20000), and fails on any sanitizer report or server crash.
+# extension with -fsanitize=address,undefined,float-cast-overflow in a copy of
+# the tree, installs it into a private copy of PostgreSQL 15 (Debian's binaries,
+# relocated, so the system's installation is untouched), starts a throwaway
+# cluster whose postmaster has the ASan runtime preloaded (see
+# test/sanitize/asan_first.c for why the plain LD_PRELOAD hangs), runs
+# test/in_cluster.sh (pg_regress, docs, dump, plpgsql_check, upgrade, crash
+# safety, README, pgTAP) and the fuzzer (FUZZ_CASES, default 20000), and fails
+# on any sanitizer report or server crash. About 5 minutes on 2 cores.
 #
 # Scope: our code is instrumented, PostgreSQL is not. ASan sees every access of
 # our code to memory that malloc() handed out: palloc() chunks of 8 kB and more
 # (model values, their sections, score and CSR arrays of real sizes) have their
 # own malloc() block, so running off their end is caught; smaller chunks share a
 # block with their neighbours, so an overrun of a few bytes there is not.
-# UBSan's checks (shifts, overflow of casts, null, alignment, bounds of arrays
-# of known size...) hold everywhere in our code.
+# (PostgreSQL also rounds chunk sizes up to 8 bytes, so ASan sees an overrun of
+# a large chunk only past that rounding.) UBSan's checks (shifts, division by
+# zero, overflow of float-to-integer casts, null, alignment, bounds of arrays of
+# known size...) hold everywhere in our code.
 #
 #   bash test/sanitize.sh                   # uses PG_CONFIG, default Debian's 15
 #   FUZZ_CASES=0 PGTAP_TESTS=test/models_errors.sql REGRESS=models_train bash test/sanitize.sh
