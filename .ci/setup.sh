@@ -9,7 +9,7 @@ SUDO=
 
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-common libopenblas-dev
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron postgresql-15-plpgsql-check
-  make gcc python3 python3-numpy python3-scipy python3-sklearn python3-statsmodels python3-mpmath"
+  make gcc python3 python3-psycopg python3-numpy python3-scipy python3-sklearn python3-statsmodels python3-mpmath"
 
 missing=$(dpkg-query -W -f='${Package} ${Status}\n' $PACKAGES 2>/dev/null |
           awk '$NF != "installed" {print $1}'; \

@@ -131,13 +131,26 @@ IsOurExpanded(Datum d)
 		DatumGetEOHP(d)->eoh_methods == &SampleMethods;
 }
 
+/*
+ * A flat sample from outside (a partial state, a stored score_sample): counts
+ * that fit its size, options as ParseOptions allows, finite scores.
+ */
 static FlatSample *
 FlatFromDatum(Datum d)
 {
 	FlatSample *flat = (FlatSample *) PG_DETOAST_DATUM(d);
+	Size		count = (VARSIZE(flat) - offsetof(FlatSample, scores)) / sizeof(double);
+	bool		valid;
 
-	if (VARSIZE(flat) < offsetof(FlatSample, scores) || flat->magic != SAMPLE_MAGIC ||
-		VARSIZE(flat) != offsetof(FlatSample, scores) + sizeof(double) * (flat->n_positive + flat->n_negative))
+	valid = VARSIZE(flat) >= offsetof(FlatSample, scores) && flat->magic == SAMPLE_MAGIC &&
+		flat->n_positive >= 0 && flat->n_negative >= 0 &&
+		(Size) flat->n_positive <= count && (Size) flat->n_negative == count - flat->n_positive &&
+		VARSIZE(flat) == offsetof(FlatSample, scores) + sizeof(double) * count &&
+		isfinite(flat->options.threshold) && flat->options.bins >= 1 && flat->options.bins <= MAX_BINS &&
+		(flat->options.strategy == BINS_UNIFORM || flat->options.strategy == BINS_QUANTILE);
+	for (Size i = 0; valid && i < count; i++)
+		valid = isfinite(flat->scores[i]);
+	if (!valid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid classification sample")));

@@ -605,27 +605,36 @@ embedding_hash(PG_FUNCTION_ARGS)
  * updated in place, as float8_accum does.
  */
 
+/* A state array can come from anywhere (the functions are callable): check it as input. */
+static void
+InvalidAccumState(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid embedding aggregate state"),
+			 errdetail("The state is a double precision array {count, sum_1, ..., sum_n} without NULLs.")));
+}
+
 static int
 AccumStateDim(ArrayType *state)
 {
 	if (ARR_NDIM(state) != 1 || ARR_DIMS(state)[0] < 2)
-		elog(ERROR, "invalid embedding aggregate state");
+		InvalidAccumState();
+	CheckEmbeddingDim(ARR_DIMS(state)[0] - 1);
 	return ARR_DIMS(state)[0] - 1;
 }
 
 static float8 *
 CheckAccumState(ArrayType *state, int dim)
 {
-	if (ARR_NDIM(state) != 1 || ARR_DIMS(state)[0] != dim + 1 ||
+	if (ARR_NDIM(state) != 1 || ARR_DIMS(state)[0] < 2 ||
 		ARR_HASNULL(state) || ARR_ELEMTYPE(state) != FLOAT8OID)
-	{
-		if (ARR_NDIM(state) == 1 && ARR_DIMS(state)[0] >= 2)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("different embedding dimensions %d and %d",
-							ARR_DIMS(state)[0] - 1, dim)));
-		elog(ERROR, "invalid embedding aggregate state");
-	}
+		InvalidAccumState();
+	if (ARR_DIMS(state)[0] != dim + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different embedding dimensions %d and %d",
+						ARR_DIMS(state)[0] - 1, dim)));
 	return (float8 *) ARR_DATA_PTR(state);
 }
 

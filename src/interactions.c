@@ -143,13 +143,19 @@ interactions_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(a);
 }
 
-/* Layout: int64 n, int64 null_rows, int32 options length (0 = none), options, arrays. */
+/*
+ * Layout: int64 n, int64 null_rows, int32 options length (0 = none), the
+ * options as NUL-terminated jsonb text, users, items, weights. Text rather
+ * than the jsonb value: deserialize parses it, so no byte string reaches the
+ * jsonb accessors unchecked.
+ */
 PG_FUNCTION_INFO_V1(interactions_serialize);
 Datum
 interactions_serialize(PG_FUNCTION_ARGS)
 {
 	InteractionState *st = (InteractionState *) PG_GETARG_POINTER(0);
-	int32		optlen = st->options ? VARSIZE(st->options) : 0;
+	char	   *opts = st->options ? JsonbToCString(NULL, &st->options->root, VARSIZE(st->options)) : NULL;
+	int32		optlen = opts ? strlen(opts) + 1 : 0;
 	Size		size = VARHDRSZ + 2 * sizeof(int64) + sizeof(int32) + optlen
 		+ st->n * (2 * sizeof(int64) + sizeof(float));
 	bytea	   *out;
@@ -170,7 +176,7 @@ interactions_serialize(PG_FUNCTION_ARGS)
 	memcpy(p, &optlen, sizeof(int32));
 	p += sizeof(int32);
 	if (optlen)
-		memcpy(p, st->options, optlen);
+		memcpy(p, opts, optlen);
 	p += optlen;
 	memcpy(p, st->users, sizeof(int64) * st->n);
 	p += sizeof(int64) * st->n;
@@ -178,6 +184,14 @@ interactions_serialize(PG_FUNCTION_ARGS)
 	p += sizeof(int64) * st->n;
 	memcpy(p, st->weights, sizeof(float) * st->n);
 	PG_RETURN_BYTEA_P(out);
+}
+
+static void
+interactions_state_invalid(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid interactions state")));
 }
 
 PG_FUNCTION_INFO_V1(interactions_deserialize);
@@ -188,25 +202,32 @@ interactions_deserialize(PG_FUNCTION_ARGS)
 	bytea	   *in = PG_GETARG_BYTEA_P(0);
 	const char *p = VARDATA(in);
 	Size		len = VARSIZE(in) - VARHDRSZ;
+	Size		fixed = 2 * sizeof(int64) + sizeof(int32);
 	int64		n,
 				nulls;
 	int32		optlen;
 	InteractionState *st;
 
-	if (len < 2 * sizeof(int64) + sizeof(int32))
-		elog(ERROR, "invalid interactions state");
+	if (len < fixed)
+		interactions_state_invalid();
 	memcpy(&n, p, sizeof(int64));
 	memcpy(&nulls, p + sizeof(int64), sizeof(int64));
 	memcpy(&optlen, p + 2 * sizeof(int64), sizeof(int32));
-	p += 2 * sizeof(int64) + sizeof(int32);
-	if (n < 0 || optlen < 0 || len != 2 * sizeof(int64) + sizeof(int32) + optlen + n * (2 * sizeof(int64) + sizeof(float)))
-		elog(ERROR, "invalid interactions state");
+	p += fixed;
+	/* sizes compared by division: n * 20 could wrap */
+	if (n < 0 || optlen < 0 || (Size) optlen > len - fixed ||
+		(len - fixed - optlen) % (2 * sizeof(int64) + sizeof(float)) != 0 ||
+		(Size) n != (len - fixed - optlen) / (2 * sizeof(int64) + sizeof(float)) ||
+		(optlen > 0 && memchr(p, '\0', optlen) != p + optlen - 1))
+		interactions_state_invalid();
 	st = interactions_state_new(cxt);
 	st->null_rows = nulls;
 	if (optlen)
 	{
-		st->options = MemoryContextAlloc(cxt, optlen);
-		memcpy(st->options, p, optlen);
+		Jsonb	   *opts = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(p)));
+
+		st->options = MemoryContextAlloc(cxt, VARSIZE(opts));
+		memcpy(st->options, opts, VARSIZE(opts));
 		p += optlen;
 	}
 	interactions_reserve(st, n);
@@ -215,6 +236,8 @@ interactions_deserialize(PG_FUNCTION_ARGS)
 	memcpy(st->items, p, sizeof(int64) * n);
 	p += sizeof(int64) * n;
 	memcpy(st->weights, p, sizeof(float) * n);
+	for (int64 i = 0; i < n; i++)
+		interactions_check_weight(st->weights[i]);
 	st->n = n;
 	PG_RETURN_POINTER(st);
 }

@@ -180,11 +180,14 @@ void *
 model_require(const ModelHeader *m, int kind, ModelElement element, ModelRows rows, int64 width)
 {
 	const ModelSection *s = model_section_entry(m, kind);
+	uint64		row_bytes = (uint64) width * model_element_size(element);
 
 	if (s == NULL)
 		model_corrupt(psprintf("section %d is missing", kind));
+	/* bytes / row_bytes rather than rows * row_bytes, which wraps for huge counts */
 	if (s->element != element || s->rows != rows ||
-		(width > 0 && s->bytes != (uint64) model_row_count(m, rows) * width * model_element_size(element)))
+		(width > 0 && (s->bytes % row_bytes != 0 ||
+					   s->bytes / row_bytes != (uint64) model_row_count(m, rows))))
 		model_corrupt(psprintf("section %d has the wrong shape", kind));
 	return (char *) m + s->offset;
 }
@@ -447,8 +450,9 @@ model_validate(const ModelHeader *m, uint64 bytes)
 		if (s->offset % 8 != 0 || s->offset < end || s->offset > bytes || s->bytes > bytes - s->offset)
 			model_corrupt(psprintf("section %d lies outside the image", s->kind));
 		nrows = model_row_count(m, s->rows);
+		/* divide, never multiply: a count of 2^62 pairs times 4 bytes wraps to 0 */
 		if (s->bytes % esize != 0 || (nrows == 0 && s->bytes != 0) ||
-			(nrows > 0 && s->bytes % ((uint64) nrows * esize) != 0))
+			(nrows > 0 && (s->bytes / esize) % (uint64) nrows != 0))
 			model_corrupt(psprintf("section %d: not a whole number of rows", s->kind));
 		for (int j = 0; j < i; j++)
 			if (m->section[j].kind == s->kind)

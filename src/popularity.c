@@ -61,6 +61,14 @@ pop_new(int64 slots)
 	return st;
 }
 
+static void
+pop_invalid(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid popularity_fit state")));
+}
+
 static PopState *
 pop_get(Datum d)
 {
@@ -78,11 +86,13 @@ pop_get(Datum d)
 		st = copy;
 	}
 
-	if (VARSIZE(st) < offsetof(PopState, slot) || st->magic != POP_MAGIC
-		|| VARSIZE(st) != offsetof(PopState, slot) + sizeof(PopSlot) * st->slots)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid popularity_fit state")));
+	/* the functions are callable with any bytea: slots a power of two that fits, count within */
+	if (VARSIZE(st) < offsetof(PopState, slot) || st->magic != POP_MAGIC ||
+		st->slots < 1 || (st->slots & (st->slots - 1)) != 0 ||
+		(Size) st->slots != (VARSIZE(st) - offsetof(PopState, slot)) / sizeof(PopSlot) ||
+		VARSIZE(st) != offsetof(PopState, slot) + sizeof(PopSlot) * st->slots ||
+		st->count < 0 || st->count > st->slots)
+		pop_invalid();
 	return st;
 }
 
@@ -92,7 +102,8 @@ pop_add(PopState *st, int64 item, double weight)
 	uint64		mask = st->slots - 1;
 	uint64		pos = hash_bytes_uint32_extended((uint32) item, (uint64) (item >> 32)) & mask;
 
-	for (;;)
+	/* a table with room never needs more probes; a full one is a state whose count lies */
+	for (int64 probes = 0; probes < st->slots; probes++)
 	{
 		PopSlot    *s = &st->slot[pos];
 
@@ -110,6 +121,7 @@ pop_add(PopState *st, int64 item, double weight)
 		}
 		pos = (pos + 1) & mask;
 	}
+	pop_invalid();
 }
 
 /* The table, or a bigger copy when it would be more than half full. */
@@ -230,7 +242,11 @@ popularity_final(PG_FUNCTION_ARGS)
 	items = palloc(sizeof(PopSlot) * st->count);
 	for (int64 i = 0; i < st->slots; i++)
 		if (st->slot[i].weight >= 0)
+		{
+			if (n == st->count)
+				pop_invalid();
 			items[n++] = st->slot[i];
+		}
 	qsort(items, n, sizeof(PopSlot), cmp_slot);
 	memset(&d, 0, sizeof(d));
 	if (n > PG_INT32_MAX)

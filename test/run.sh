@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine: installs what it needs,
 # builds with warnings as errors, installs, then runs pg_regress (sql/ +
-# expected/) and pgTAP (test/*.sql) against a throwaway cluster.
+# expected/) and pgTAP (test/*.sql) against a throwaway cluster; then the
+# same suite and the fuzzer under ASan and UBSan (test/sanitize.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,3 +19,6 @@ echo "== tests on a throwaway cluster"
 # command with PG* variables pointing at it, and removes it afterwards.
 pg_virtualenv -v 15 -o shared_preload_libraries=pg_cron -o cron.database_name=postgres \
   -o max_worker_processes=16 bash test/in_cluster.sh
+
+echo "== the suite again, and 20,000 fuzz cases, under AddressSanitizer and UndefinedBehaviorSanitizer"
+bash test/sanitize.sh
