@@ -16,6 +16,7 @@
 
 #include "catalog/pg_type.h"
 #include "embedding.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "model.h"
@@ -73,7 +74,7 @@ array_elements(ArrayType *arr, Oid type, Datum **values, const char *name)
 static void
 score_factors(LoadedModel *lm, const float *x, float *scores)
 {
-	ModelHeader *m = lm->m;
+	const ModelHeader *m = lm->m;
 
 	cblas_sgemv(CblasRowMajor, CblasNoTrans, m->nitems, m->factors, 1.0f,
 				lm->item_factors, m->factors, x, 1, 0.0f, scores, 1);
@@ -83,7 +84,7 @@ score_factors(LoadedModel *lm, const float *x, float *scores)
 static void
 score_neighbors(LoadedModel *lm, const int32 *items, const float *weights, int64 n, float *scores)
 {
-	ModelHeader *m = lm->m;
+	const ModelHeader *m = lm->m;
 	int			K = m->neighbors;
 	const int32	   *nbr = lm->nbr_items;
 	const float	   *sim = lm->nbr_sim;
@@ -240,7 +241,7 @@ build_mask(FunctionCallInfo fcinfo, LoadedModel *lm, int cand_arg, int excl_arg)
 		count = array_elements(PG_GETARG_ARRAYTYPE_P(cand_arg), INT8OID, &values, "candidates");
 		for (int j = 0; j < count; j++)
 		{
-			int32		i = idmap_get(lm->items, DatumGetInt64(values[j]));
+			int32		i = loaded_item(lm, DatumGetInt64(values[j]));
 
 			if (i >= 0)
 				mask[i] = false;
@@ -251,7 +252,7 @@ build_mask(FunctionCallInfo fcinfo, LoadedModel *lm, int cand_arg, int excl_arg)
 		count = array_elements(PG_GETARG_ARRAYTYPE_P(excl_arg), INT8OID, &values, "exclude");
 		for (int j = 0; j < count; j++)
 		{
-			int32		i = idmap_get(lm->items, DatumGetInt64(values[j]));
+			int32		i = loaded_item(lm, DatumGetInt64(values[j]));
 
 			if (i >= 0)
 				mask[i] = true;
@@ -264,14 +265,14 @@ build_mask(FunctionCallInfo fcinfo, LoadedModel *lm, int cand_arg, int excl_arg)
 static int32
 find_user(LoadedModel *lm, int64 user_id)
 {
-	return lm->users ? idmap_get(lm->users, user_id) : -1;
+	return loaded_user(lm, user_id);
 }
 
 /* Scores of a known user: ALS factors or item-kNN over the user's items. */
 static void
 score_user(LoadedModel *lm, int32 u, float *scores)
 {
-	ModelHeader *m = lm->m;
+	const ModelHeader *m = lm->m;
 
 	if (m->algorithm == MODEL_ALS)
 		score_factors(lm, lm->user_factors + (Size) u * m->factors, scores);
@@ -293,6 +294,46 @@ mask_seen(LoadedModel *lm, int32 u, bool *mask)
 
 	for (int64 j = indptr[u]; j < indptr[u + 1]; j++)
 		mask[indices[j]] = true;
+}
+
+/*
+ * Popularity models keep no users: they know who saw what from the source
+ * they were trained from, read now (one indexed lookup when the source has an
+ * index on user_id). Nothing is excluded when the source is unknown.
+ */
+static void
+mask_seen_in_source(LoadedModel *lm, int64 user_id, bool *mask)
+{
+	const char *source = loaded_source(lm);
+	Datum		arg = Int64GetDatum(user_id);
+
+	if (source == NULL)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (lm->seen_plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(psprintf("SELECT s.item_id::pg_catalog.int8 FROM %s AS s"
+											 " WHERE s.user_id OPERATOR(pg_catalog.=) $1 AND s.item_id IS NOT NULL"
+											 " AND s.weight IS NOT NULL", source),
+									1, (Oid[]) {INT8OID});
+
+		if (p == NULL)
+			elog(ERROR, "cannot read the source of model \"%s\": %s", lm->name, SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		lm->seen_plan = p;
+	}
+	if (SPI_execute_plan(lm->seen_plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "cannot read the source of model \"%s\"", lm->name);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int32		i = loaded_item(lm, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)));
+
+		if (i >= 0)
+			mask[i] = true;
+	}
+	SPI_finish();
 }
 
 /*
@@ -323,6 +364,8 @@ recommend(PG_FUNCTION_ARGS)
 	mask = build_mask(fcinfo, lm, 4, 5);
 	if (u < 0)
 	{
+		if (lm->m->algorithm == MODEL_POPULARITY && !PG_ARGISNULL(1) && PG_GETARG_BOOL(3))
+			mask_seen_in_source(lm, PG_GETARG_INT64(1), mask);
 		score_popular(lm, scores);
 		emit_topk(rsinfo, lm, scores, mask, k, "popular", false, 0);
 	}
@@ -379,7 +422,7 @@ recommend_for(PG_FUNCTION_ARGS)
 	/* unknown items carry no information; repeated items add up, as in training */
 	for (int j = 0; j < n; j++)
 	{
-		int32		i = idmap_get(lm->items, DatumGetInt64(item_values[j]));
+		int32		i = loaded_item(lm, DatumGetInt64(item_values[j]));
 		float		w = weight_values ? DatumGetFloat4(weight_values[j]) : 1.0f;
 
 		interactions_check_weight(w);
@@ -453,7 +496,7 @@ fold_in_factors(PG_FUNCTION_ARGS)
 	weights = palloc(sizeof(float) * Max(n, 1));
 	for (int j = 0; j < n; j++)
 	{
-		int32		i = idmap_get(lm->items, DatumGetInt64(item_values[j]));
+		int32		i = loaded_item(lm, DatumGetInt64(item_values[j]));
 
 		interactions_check_weight(DatumGetFloat4(weight_values[j]));
 		if (i < 0)
@@ -469,6 +512,141 @@ fold_in_factors(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, lm->m->factors, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT));
 }
 
+/*
+ * Push the scores of one row of a tile (items i0 ...) into a heap, skipping
+ * -Inf (seen). Once the heap is full most chunks of 16 hold no score above
+ * its worst: one vector comparison skips them.
+ */
+MODEL_KERNEL static void
+select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
+{
+	int32		j = 0;
+
+	for (; j < t; j += 16)
+	{
+		int32		n = Min(16, t - j);
+
+		if (top->n == top->k && n == 16)
+		{
+			float		worst = top->score[0];
+			int			above = 0;
+
+			for (int q = 0; q < 16; q++)
+				above |= row[j + q] >= worst;
+			if (!above)
+				continue;
+		}
+		for (int q = 0; q < n; q++)
+		{
+			float		s = row[j + q];
+
+			if (s != -INFINITY && (top->n < top->k || s >= top->score[0]))
+				topk_push(top, s, i0 + j + q);
+		}
+	}
+}
+
+static const float *popularity_order_scores;
+
+static int
+cmp_popularity(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+	float		sx = popularity_order_scores[x],
+				sy = popularity_order_scores[y];
+
+	if (sx != sy)
+		return sx > sy ? -1 : 1;
+	return (x > y) - (x < y);
+}
+
+/*
+ * recommend_all for a popularity model: every user of its source (read now,
+ * in user order), the k most popular items the user has not seen.
+ */
+static void
+recommend_all_popular(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
+{
+	const char *source = loaded_source(lm);
+	int32		n = lm->m->nitems;
+	int32	   *order = palloc(sizeof(int32) * n);
+	bool	   *seen = palloc0(sizeof(bool) * n);
+	int32	   *touched = palloc(sizeof(int32) * n);
+	int32		ntouched = 0;
+	int64		current = 0;
+	bool		have_user = false;
+	Portal		portal;
+	TopK		top;
+
+	if (source == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("popularity model \"%s\" does not know the source it was trained from", lm->name),
+				 errhint("Train it with personalize.train(), which records the source.")));
+	for (int32 i = 0; i < n; i++)
+		order[i] = i;
+	popularity_order_scores = lm->item_pop;
+	qsort(order, n, sizeof(int32), cmp_popularity);
+	topk_init(&top, k);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT s.user_id::pg_catalog.int8, s.item_id::pg_catalog.int8 FROM %s AS s"
+												" WHERE s.user_id IS NOT NULL AND s.item_id IS NOT NULL AND s.weight IS NOT NULL"
+												" ORDER BY 1", source),
+									   0, NULL, NULL, NULL, true, 0);
+	for (;;)
+	{
+		uint64		rows;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, 10000);
+		rows = SPI_processed;
+		for (uint64 r = 0; r <= rows; r++)
+		{
+			bool		isnull;
+			int64		user = 0;
+			int32		i = -1;
+
+			if (r < rows)
+			{
+				user = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+				i = loaded_item(lm, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull)));
+			}
+			if (have_user && (r == rows ? rows == 0 : user != current))
+			{
+				/* the k most popular unseen items, in popularity order */
+				top.n = 0;
+				for (int32 j = 0; j < n && top.n < k; j++)
+					if (!seen[order[j]])
+					{
+						top.score[top.n] = lm->item_pop[order[j]];
+						top.index[top.n++] = order[j];
+					}
+				emit_heap(rsinfo, lm, &top, NULL, true, current);
+				while (ntouched > 0)
+					seen[touched[--ntouched]] = false;
+				have_user = false;
+			}
+			if (r == rows)
+				break;
+			current = user;
+			have_user = true;
+			if (i >= 0 && !seen[i])
+			{
+				seen[i] = true;
+				touched[ntouched++] = i;
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+		if (rows == 0)
+			break;
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+}
+
 /* recommend_all(model_name, k) -> (user_id, item_id, score, rank), seen items excluded */
 PG_FUNCTION_INFO_V1(recommend_all);
 Datum
@@ -476,7 +654,7 @@ recommend_all(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LoadedModel *lm;
-	ModelHeader *m;
+	const ModelHeader *m;
 	int32		k;
 	const int64 *user_ids;
 	bool	   *mask;
@@ -491,10 +669,10 @@ recommend_all(PG_FUNCTION_ARGS)
 	k = PG_GETARG_INT32(1);
 	check_k(lm, k);
 	if (m->algorithm == MODEL_POPULARITY)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model \"%s\" is a popularity model and keeps no users", lm->name),
-				 errhint("Use personalize.recommend() with the user's seen items in exclude.")));
+	{
+		recommend_all_popular(rsinfo, lm, k);
+		return (Datum) 0;
+	}
 	user_ids = lm->user_ids;
 	mask = palloc0(sizeof(bool) * m->nitems);
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "recommend_all", ALLOCSET_DEFAULT_SIZES);
@@ -502,18 +680,18 @@ recommend_all(PG_FUNCTION_ARGS)
 	if (m->algorithm == MODEL_ALS)
 	{
 		/*
-		 * Tiles of 64 users x 4096 items, one sgemm each, so the scores are
-		 * selected while they are still in cache; one heap per user of the
-		 * block carries over the item tiles. Seen items are marked -Inf in
-		 * the tile (scores are finite) and skipped.
+		 * Tiles of 256 users x 2048 items, one sgemm each (OpenBLAS's
+		 * threads), so the scores are selected while they are still in
+		 * cache; one heap per user of the block carries over the item tiles.
+		 * Seen items are marked -Inf in the tile (scores are finite).
 		 */
-		const int32 ublock = 64,
-					itile = 4096;
+		const int32 ublock = 256,
+					itile = 2048;
 		float	   *scores = palloc(sizeof(float) * ublock * itile);
-		const float	   *X = lm->user_factors;
-		const float	   *Y = lm->item_factors;
-		const int64	   *indptr = lm->indptr;
-		const int32	   *indices = lm->seen_items;
+		const float *X = lm->user_factors;
+		const float *Y = lm->item_factors;
+		const int64 *indptr = lm->indptr;
+		const int32 *indices = lm->seen_items;
 		TopK	   *heaps = palloc(sizeof(TopK) * ublock);
 		int64	   *cursor = palloc(sizeof(int64) * ublock);
 
@@ -539,7 +717,6 @@ recommend_all(PG_FUNCTION_ARGS)
 				for (int32 r = 0; r < b; r++)
 				{
 					float	   *row = scores + (Size) r * t;
-					TopK	   *top = &heaps[r];
 					int64		end = indptr[u0 + r + 1];
 
 					/* the user's items are ascending: mark those in this tile */
@@ -548,13 +725,7 @@ recommend_all(PG_FUNCTION_ARGS)
 						row[indices[cursor[r]] - i0] = -INFINITY;
 						cursor[r]++;
 					}
-					for (int32 j = 0; j < t; j++)
-					{
-						if (top->n == k && row[j] < top->score[0])
-							continue;
-						if (row[j] != -INFINITY)
-							topk_push(top, row[j], i0 + j);
-					}
+					select_tile_row(row, t, i0, &heaps[r]);
 				}
 			}
 			for (int32 r = 0; r < b; r++)
@@ -590,7 +761,7 @@ similar_items(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LoadedModel *lm;
-	ModelHeader *m;
+	const ModelHeader *m;
 	int32		k,
 				i;
 	float	   *scores;
@@ -607,7 +778,7 @@ similar_items(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("model \"%s\" is a popularity model and has no item similarities", lm->name)));
-	if (PG_ARGISNULL(1) || (i = idmap_get(lm->items, PG_GETARG_INT64(1))) < 0)
+	if (PG_ARGISNULL(1) || (i = loaded_item(lm, PG_GETARG_INT64(1))) < 0)
 		return (Datum) 0;		/* unknown item: no rows */
 	scores = palloc(sizeof(float) * m->nitems);
 	mask = palloc0(sizeof(bool) * m->nitems);
@@ -650,8 +821,8 @@ Datum
 model_score(PG_FUNCTION_ARGS)
 {
 	LoadedModel *lm = model_cache_get(PG_GETARG_TEXT_PP(0));
-	ModelHeader *m = lm->m;
-	int32		i = idmap_get(lm->items, PG_GETARG_INT64(2));
+	const ModelHeader *m = lm->m;
+	int32		i = loaded_item(lm, PG_GETARG_INT64(2));
 	int32		u;
 
 	if (i < 0)
@@ -690,7 +861,7 @@ emit_embeddings(FunctionCallInfo fcinfo, bool users)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LoadedModel *lm;
-	ModelHeader *m;
+	const ModelHeader *m;
 	int32		n;
 	const int64 *ids;
 	const float *factors;

@@ -48,6 +48,7 @@ SELECT is((SELECT k::text FROM par), (SELECT k::text FROM ser), 'parallel item-k
 CREATE ROLE pgp_models_analyst;
 GRANT USAGE ON SCHEMA personalize TO pgp_models_analyst;
 GRANT SELECT, INSERT, UPDATE ON personalize.models TO pgp_models_analyst;
+GRANT SELECT, INSERT ON personalize.model_chunks TO pgp_models_analyst;
 GRANT SELECT ON big TO pgp_models_analyst;
 ALTER TABLE big ENABLE ROW LEVEL SECURITY;
 CREATE POLICY only_small_users ON big FOR SELECT TO pgp_models_analyst USING (user_id < 100);
