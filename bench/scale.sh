@@ -17,8 +17,13 @@
 # (IMPLICIT_DIR, default /work/peers/implicit), fed the same rows by a binary
 # COPY and writing its factors back the same way (bench/scale_implicit.py).
 # Prints one table at the end; every baseline and bound is measured in the run.
+# The whole run holds /work/tools/bench.lock (flock) when that file exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# every step is heavy: the whole run holds the machine's benchmark lock
+if [ -z "${SCALE_LOCK_HELD:-}" ] && [ -e /work/tools/bench.lock ]; then
+  exec env SCALE_LOCK_HELD=1 flock /work/tools/bench.lock bash "$0" "$@"
+fi
 scale=${SCALE:-1}
 db=${DATA_DB:-pgp_scale}
 steps=${STEPS:-"data train implicit serve activate batch"}
@@ -71,10 +76,10 @@ train() {
   echo "$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}') $stats $(grep -o 'iteration [0-9]* of 15: [0-9.]* s' "$out/train_$2.log" | awk '{print $5}' | median)"
 }
 if has train; then
-  echo "== train ALS, 64 factors, 15 iterations (each under the bench lock)"
+  echo "== train ALS, 64 factors, 15 iterations"
   psql -c "SET client_min_messages = warning" -c "SELECT personalize.drop_model(name) FROM (SELECT DISTINCT name FROM personalize.models WHERE name IN ('scale', 'scale10')) n"
-  read -r t10 rss10 it10 <<<"$(flock /work/tools/bench.lock bash -c "$(declare -f train median psql); out=$out db=$db; train inter10 scale10")"
-  read -r t50 rss50 it50 <<<"$(flock /work/tools/bench.lock bash -c "$(declare -f train median psql); out=$out db=$db; train inter scale")"
+  read -r t10 rss10 it10 <<<"$(train inter10 scale10)"
+  read -r t50 rss50 it50 <<<"$(train inter scale)"
   read -r nusers nitems <<<"$(counts)"
   echo "scale set: $nusers users, $nitems items, $rows rows"
   factor_bytes=$(( (nusers + nitems) * 64 * 4 ))
@@ -92,7 +97,7 @@ fi
 if has implicit; then
   echo "== implicit 0.6.2: export, fit (2 threads), write the factors back"
   start=$(date +%s.%N)
-  flock /work/tools/bench.lock bash -c "
+  bash -c "
     command psql -X -d $db -c 'COPY (SELECT user_id, item_id, weight FROM inter) TO STDOUT (FORMAT binary)' |
       IMPLICIT_DIR=$implicit_dir /usr/bin/python3 bench/scale_implicit.py 64 15 2 $out >$out/implicit.log
     command psql -X -q -d $db -v ON_ERROR_STOP=1 -c 'DROP TABLE IF EXISTS implicit_users, implicit_items' \
@@ -160,21 +165,29 @@ if has activate; then
   probe_user=$(psql -At -c "SELECT user_id FROM inter LIMIT 1")
   probe="SELECT md5(string_agg(item_id || ':' || score, ',' ORDER BY rank)) FROM personalize.recommend('scale', $probe_user, 10)"
   old=$(psql -At -c "$probe")
-  total=$(( seconds * 9 ))
-  (cd "$out" && command pgbench -n -c 4 -j 4 -T "$total" -f "$out/rec.sql" -l "$db" >"$out/pgb_act" 2>&1) &
+  # 4 clients serve in runs of 5 s (each logs every request) until the training has
+  # committed and $seconds more have passed; a fifth client records which version
+  # answers, with the time of each answer
+  : >"$out/training"
+  ( while [ -e "$out/training" ] || [ "$(date +%s)" -lt "$(cat "$out/until" 2>/dev/null || echo 0)" ]; do
+      (cd "$out" && command pgbench -n -c 4 -j 4 -T 5 -f "$out/rec.sql" -l "$db" >>"$out/pgb_act" 2>&1) || echo "pgbench failed" >>"$out/pgb_act"
+    done ) &
   bench=$!
-  # a fifth client records which version answers, with the time of each answer
-  ( end=$(( $(date +%s) + total )); while [ "$(date +%s)" -lt "$end" ]; do
+  ( while [ -e "$out/training" ] || [ "$(date +%s)" -lt "$(cat "$out/until" 2>/dev/null || echo 0)" ]; do
       command psql -X -At -d "$db" -c "SELECT extract(epoch FROM clock_timestamp()), ($probe)" 2>&1; sleep 0.05; done ) >"$out/probe.log" &
   prober=$!
   sleep "$seconds"
   command psql -X -q -d "$db" -c "SET client_min_messages = warning" \
     -c "SELECT personalize.train('scale', 'als', 'inter', '{\"factors\": 64, \"iterations\": 1, \"seed\": 7}')" >/dev/null
   committed=$(date +%s.%N)
+  echo $(( $(date +%s) + seconds )) >"$out/until"
+  rm -f "$out/training"
   new=$(psql -At -c "$probe")
   wait "$bench" || true; wait "$prober" || true
   read -r a50 a95 amax atps afail <<<"$(cat "$out"/pgbench_log.* | awk '{print $3 / 1000}' | sort -g |
-    awk -v f="$(grep -o 'failed: [0-9]*' "$out/pgb_act" | grep -o '[0-9]*' || echo 0)" '{a[NR]=$1} END {printf "%.3f %.3f %.1f %d %d\n", a[int(NR*0.5)+1], a[int(NR*0.95)+1], a[NR], NR, f}')"
+    awk -v f="$(grep -o 'failed: [0-9]*' "$out/pgb_act" | grep -o '[0-9]*' | awk '{s += $1} END {print s + 0}')" \
+        -v g="$(grep -c 'pgbench failed\|ERROR' "$out/pgb_act" || true)" \
+        '{a[NR]=$1} END {printf "%.3f %.3f %.1f %d %d\n", a[int(NR*0.5)+1], a[int(NR*0.95)+1], a[NR], NR, f + g}')"
   after=$(awk -v t="$committed" -F '|' '$1 > t' "$out/probe.log" | wc -l)
   stale=$(awk -v t="$committed" -v n="$new" -F '|' '$1 > t && $2 != n' "$out/probe.log" | wc -l)
   row "while training + activating: requests, failed, max latency" "$atps, $afail, $amax ms" "bars: 0 failed, max <= 100 ms (p50 $a50, p95 $a95 ms)"
