@@ -13,6 +13,8 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include "catalog/pg_type.h"
 #include "embedding.h"
@@ -546,6 +548,72 @@ select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
 	}
 }
 
+/*
+ * recommend_all for ALS: blocks of BATCH_USERS users, one per thread; each
+ * thread scores its block against tiles of BATCH_ITEMS items with its own
+ * single-threaded sgemm, so the scores are selected while they are still in
+ * cache, and one heap per user carries over the tiles. Seen items are marked
+ * -Inf in the tile (scores are finite). Threads run plain C on memory
+ * allocated beforehand; the backend thread emits the rows once they are joined.
+ */
+#define BATCH_THREADS	2
+#define BATCH_USERS		256
+#define BATCH_ITEMS		2048
+
+typedef struct BatchBlock
+{
+	const float *X;
+	const float *Y;
+	const int64 *indptr;
+	const int32 *indices;
+	int			f;
+	int32		nitems;
+	int32		u0;				/* first user of the block */
+	int32		b;				/* users in the block */
+	float	   *scores;			/* BATCH_USERS x BATCH_ITEMS */
+	TopK	   *heaps;			/* one per user, sorted at the end */
+	int64	   *cursor;			/* next seen pair per user */
+} BatchBlock;
+
+static void
+batch_block_run(BatchBlock *w)
+{
+	for (int32 r = 0; r < w->b; r++)
+	{
+		w->heaps[r].n = 0;
+		w->cursor[r] = w->indptr[w->u0 + r];
+	}
+	for (int32 i0 = 0; i0 < w->nitems; i0 += BATCH_ITEMS)
+	{
+		int32		t = Min(BATCH_ITEMS, w->nitems - i0);
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, w->b, t, w->f, 1.0f,
+					w->X + (Size) w->u0 * w->f, w->f, w->Y + (Size) i0 * w->f, w->f, 0.0f, w->scores, t);
+		for (int32 r = 0; r < w->b; r++)
+		{
+			float	   *row = w->scores + (Size) r * t;
+			int64		end = w->indptr[w->u0 + r + 1];
+
+			/* the user's items are ascending: mark those in this tile */
+			while (w->cursor[r] < end && w->indices[w->cursor[r]] < i0 + t)
+			{
+				row[w->indices[w->cursor[r]] - i0] = -INFINITY;
+				w->cursor[r]++;
+			}
+			select_tile_row(row, t, i0, &w->heaps[r]);
+		}
+	}
+	for (int32 r = 0; r < w->b; r++)
+		topk_sort(&w->heaps[r]);
+}
+
+static void *
+batch_worker_main(void *arg)
+{
+	batch_block_run((BatchBlock *) arg);
+	return NULL;
+}
+
 static const float *popularity_order_scores;
 
 static int
@@ -679,61 +747,68 @@ recommend_all(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(tmp);
 	if (m->algorithm == MODEL_ALS)
 	{
-		/*
-		 * Tiles of 256 users x 2048 items, one sgemm each (OpenBLAS's
-		 * threads), so the scores are selected while they are still in
-		 * cache; one heap per user of the block carries over the item tiles.
-		 * Seen items are marked -Inf in the tile (scores are finite).
-		 */
-		const int32 ublock = 256,
-					itile = 2048;
-		float	   *scores = palloc(sizeof(float) * ublock * itile);
-		const float *X = lm->user_factors;
-		const float *Y = lm->item_factors;
-		const int64 *indptr = lm->indptr;
-		const int32 *indices = lm->seen_items;
-		TopK	   *heaps = palloc(sizeof(TopK) * ublock);
-		int64	   *cursor = palloc(sizeof(int64) * ublock);
+		BatchBlock	blocks[BATCH_THREADS];
+		int			blas_threads = openblas_get_num_threads();
 
-		for (int r = 0; r < ublock; r++)
-			topk_init(&heaps[r], k);
-		for (int32 u0 = 0; u0 < m->nusers; u0 += ublock)
+		for (int t = 0; t < BATCH_THREADS; t++)
 		{
-			int32		b = Min(ublock, m->nusers - u0);
+			BatchBlock *w = &blocks[t];
 
-			CHECK_FOR_INTERRUPTS();
-			for (int32 r = 0; r < b; r++)
+			w->X = lm->user_factors;
+			w->Y = lm->item_factors;
+			w->indptr = lm->indptr;
+			w->indices = lm->seen_items;
+			w->f = m->factors;
+			w->nitems = m->nitems;
+			w->scores = palloc(sizeof(float) * BATCH_USERS * BATCH_ITEMS);
+			w->heaps = palloc(sizeof(TopK) * BATCH_USERS);
+			w->cursor = palloc(sizeof(int64) * BATCH_USERS);
+			for (int r = 0; r < BATCH_USERS; r++)
+				topk_init(&w->heaps[r], k);
+		}
+		/* each thread runs its own single-threaded sgemm on its own users */
+		openblas_set_num_threads(1);
+		PG_TRY();
+		{
+			for (int32 u0 = 0; u0 < m->nusers; u0 += BATCH_THREADS * BATCH_USERS)
 			{
-				heaps[r].n = 0;
-				cursor[r] = indptr[u0 + r];
-			}
-			for (int32 i0 = 0; i0 < m->nitems; i0 += itile)
-			{
-				int32		t = Min(itile, m->nitems - i0);
+				pthread_t	tid[BATCH_THREADS];
+				bool		started[BATCH_THREADS] = {false};
+				int			nblocks = 0;
+				sigset_t	all,
+							sigs;
 
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, t, m->factors, 1.0f,
-							X + (Size) u0 * m->factors, m->factors, Y + (Size) i0 * m->factors, m->factors,
-							0.0f, scores, t);
-				for (int32 r = 0; r < b; r++)
+				CHECK_FOR_INTERRUPTS();
+				for (int t = 0; t < BATCH_THREADS && u0 + t * BATCH_USERS < m->nusers; t++)
 				{
-					float	   *row = scores + (Size) r * t;
-					int64		end = indptr[u0 + r + 1];
-
-					/* the user's items are ascending: mark those in this tile */
-					while (cursor[r] < end && indices[cursor[r]] < i0 + t)
-					{
-						row[indices[cursor[r]] - i0] = -INFINITY;
-						cursor[r]++;
-					}
-					select_tile_row(row, t, i0, &heaps[r]);
+					blocks[t].u0 = u0 + t * BATCH_USERS;
+					blocks[t].b = Min(BATCH_USERS, m->nusers - blocks[t].u0);
+					nblocks++;
 				}
-			}
-			for (int32 r = 0; r < b; r++)
-			{
-				topk_sort(&heaps[r]);
-				emit_heap(rsinfo, lm, &heaps[r], NULL, true, user_ids[u0 + r]);
+				/* workers must never run a PostgreSQL signal handler */
+				sigfillset(&all);
+				pthread_sigmask(SIG_BLOCK, &all, &sigs);
+				for (int t = 1; t < nblocks; t++)
+					started[t] = pthread_create(&tid[t], NULL, batch_worker_main, &blocks[t]) == 0;
+				pthread_sigmask(SIG_SETMASK, &sigs, NULL);
+				batch_block_run(&blocks[0]);
+				for (int t = 1; t < nblocks; t++)
+				{
+					if (started[t])
+						pthread_join(tid[t], NULL);
+					else
+						batch_block_run(&blocks[t]);
+				}
+				for (int t = 0; t < nblocks; t++)
+					for (int32 r = 0; r < blocks[t].b; r++)
+						emit_heap(rsinfo, lm, &blocks[t].heaps[r], NULL, true, user_ids[blocks[t].u0 + r]);
 			}
 		}
+		PG_FINALLY();
+		{
+			openblas_set_num_threads(blas_threads);
+		}
+		PG_END_TRY();
 	}
 	else
 	{
