@@ -138,10 +138,29 @@ if has serve; then
   command pgbench -n -c 4 -t 50 -f "$out/rec.sql" "$db" >/dev/null 2>&1   # first load
   read -r p50 p95 pmax tps1 f1 <<<"$(pgb "$out/rec.sql" 1 "$seconds")"
   read -r q50 q95 qmax tps4 f4 <<<"$(pgb "$out/rec.sql" 4 "$seconds")"
-  bound4=$(awk -v b="$bw2" -v m="$mb_per_request" 'BEGIN {printf "%.0f", b * 1000 / m}')
-  row "recommend p50 / p95, 1 client, $nitems items" "$p50 / $p95 ms" "bars 3 / 10 ms; bandwidth bound $(awk -v b="$bw1" -v m="$mb_per_request" 'BEGIN {printf "%.2f", m / b}') ms ($bw1 GB/s, 1 core)"
-  row "recommend throughput, 4 clients" "$tps4 /s ($(awk -v t="$tps4" -v b="$bound4" 'BEGIN {printf "%.0f%%", 100 * t / b}') of bound)" \
-      "bound $bound4 /s = $bw2 GB/s (2 cores) / $mb_per_request MB per request; bar >= 70%"
+  read -r e50 e95 emax etps1 ef1 <<<"$(PGOPTIONS="-c personalize.exact_scoring=on" pgb "$out/rec.sql" 1 "$seconds")"
+  read -r g50 g95 gmax etps4 ef4 <<<"$(PGOPTIONS="-c personalize.exact_scoring=on" pgb "$out/rec.sql" 4 "$seconds")"
+  # bytes read per request: bfloat16 factors and their error bounds (+ the few re-ranked
+  # rows); exact: float4 factors
+  mb_half=$(awk -v i="$nitems" 'BEGIN {printf "%.1f", i * (64 * 2 + 4) / 1e6}')
+  row "recommend p50 / p95, 1 client, $nitems items (bfloat16 + exact re-rank)" "$p50 / $p95 ms" \
+      "bars 3 / 10 ms; bandwidth bound $(awk -v b="$bw1" -v m="$mb_half" 'BEGIN {printf "%.2f", m / b}') ms ($mb_half MB at $bw1 GB/s, 1 core)"
+  row "recommend p50 / p95, 1 client, every item in float4 (exact_scoring)" "$e50 / $e95 ms" \
+      "bandwidth bound $(awk -v b="$bw1" -v m="$mb_per_request" 'BEGIN {printf "%.2f", m / b}') ms ($mb_per_request MB)"
+  bound4=$(awk -v b="$bw2" -v m="$mb_half" 'BEGIN {printf "%.0f", b * 1000 / m}')
+  ebound4=$(awk -v b="$bw2" -v m="$mb_per_request" 'BEGIN {printf "%.0f", b * 1000 / m}')
+  row "recommend throughput, 4 clients (bfloat16 + re-rank)" "$tps4 /s ($(awk -v t="$tps4" -v b="$bound4" 'BEGIN {printf "%.0f%%", 100 * t / b}') of bound)" \
+      "bound $bound4 /s = $bw2 GB/s (2 cores) / $mb_half MB per request; bar >= 70%"
+  row "recommend throughput, 4 clients (exact_scoring)" "$etps4 /s ($(awk -v t="$etps4" -v b="$ebound4" 'BEGIN {printf "%.0f%%", 100 * t / b}') of bound)" \
+      "bound $ebound4 /s = $bw2 GB/s / $mb_per_request MB per request"
+  agree=$(psql -At -c "SELECT setseed(0.5)" -c "CREATE TEMP TABLE probe AS SELECT floor(random() * $users)::bigint AS u FROM generate_series(1, 1000)" \
+    -c "CREATE TEMP TABLE approx AS SELECT p.u, array_agg(r.item_id ORDER BY r.rank) AS items, array_agg(r.score ORDER BY r.rank) AS scores
+        FROM probe p, LATERAL personalize.recommend('scale', p.u, 10) r GROUP BY p.u" \
+    -c "SET personalize.exact_scoring = on" \
+    -c "SELECT count(*) FILTER (WHERE a.items = e.items OR a.scores = e.scores) || ' of ' || count(*)
+        FROM approx a JOIN (SELECT p.u, array_agg(r.item_id ORDER BY r.rank) AS items, array_agg(r.score ORDER BY r.rank) AS scores
+                            FROM probe p, LATERAL personalize.recommend('scale', p.u, 10) r GROUP BY p.u) e USING (u)" | tail -1)
+  row "reduced-precision top 10 equal to the exact one" "$agree requests" "bar >= 99.9% (equal scores in another order count as equal: float ties)"
   # 32 connections: private memory of each serving backend, from /proc/<pid>/smaps:
   # pages of mappings not shared (no "sh" flag); the shared copy counted once
   command pgbench -n -c 32 -j 4 -T "$seconds" -f "$out/rec.sql" "$db" >"$out/pgb32" 2>&1 &

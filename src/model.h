@@ -260,6 +260,8 @@ typedef struct LoadedModel
 	/* derived: ALS item norms ‖y_i‖ and YᵀY (f x f), fold-in parameters */
 	const float *item_norms;
 	const float *gram;
+	const uint16 *item_factors_bf16;	/* ALS: item factors rounded to bfloat16 */
+	const float *item_bf16_error;	/* ‖y_i - bf16(y_i)‖, rounded up */
 	float		regularization;
 	float		alpha;
 	/* the source it was trained from (personalize.models.source), read once */
@@ -279,6 +281,7 @@ extern const char *loaded_source(LoadedModel *lm);
 extern int32 loaded_user(const LoadedModel *lm, int64 user_id);	/* -1: unknown, or no users */
 extern int32 loaded_item(const LoadedModel *lm, int64 item_id);	/* -1: unknown */
 extern void modelcache_init(void);
+extern void serving_init(void);
 extern bool model_publish(text *name, int32 version, const ModelHeader *image);
 
 /* Options: a jsonb object; unknown keys are an error. */
@@ -312,6 +315,27 @@ vec_axpy(int n, float alpha, const float *restrict x, float *restrict y)
 {
 	for (int i = 0; i < n; i++)
 		y[i] += alpha * x[i];
+}
+
+/* bfloat16: the upper half of a float (reduced-precision scoring; rounded to nearest even). */
+static inline uint16
+float_to_bf16(float v)
+{
+	uint32		b;
+
+	memcpy(&b, &v, sizeof(b));
+	b += 0x7FFF + ((b >> 16) & 1);
+	return (uint16) (b >> 16);
+}
+
+static inline float
+bf16_to_float(uint16 h)
+{
+	uint32		b = (uint32) h << 16;
+	float		v;
+
+	memcpy(&v, &b, sizeof(v));
+	return v;
 }
 
 /* Partial selection: the k best (score, index) pairs, best first. */

@@ -26,6 +26,7 @@
 #include "postgres.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 
 #include "access/xact.h"
@@ -87,6 +88,8 @@ typedef struct ModelBlock
 	uint64		image_offset;
 	uint64		norms_offset;	/* 0: none */
 	uint64		gram_offset;
+	uint64		bf16_offset;	/* ALS item factors rounded to bfloat16 */
+	uint64		bf16_error_offset;	/* per item: ‖y_i - bf16(y_i)‖, rounded up */
 	uint64		total_bytes;
 	float		regularization;
 	float		alpha;
@@ -242,6 +245,10 @@ block_layout(const ModelHeader *h, ModelBlock *b)
 		off = TYPEALIGN(64, off + sizeof(float) * (uint64) h->nitems);
 		b->gram_offset = off;
 		off = TYPEALIGN(64, off + sizeof(float) * h->factors * h->factors);
+		b->bf16_offset = off;
+		off = TYPEALIGN(64, off + sizeof(uint16) * (uint64) h->nitems * h->factors);
+		b->bf16_error_offset = off;
+		off = TYPEALIGN(64, off + sizeof(float) * (uint64) h->nitems);
 	}
 	b->total_bytes = off;
 	return off;
@@ -263,8 +270,24 @@ block_prepare(ModelBlock *b)
 		Jsonb	   *opts = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 															  CStringGetDatum(model_section(m, SECTION_OPTIONS))));
 
+		uint16	   *half = (uint16 *) ((char *) b + b->bf16_offset);
+		float	   *error = (float *) ((char *) b + b->bf16_error_offset);
+
 		for (int32 i = 0; i < m->nitems; i++)
+		{
+			double		e = 0;
+
 			norms[i] = sqrtf(vec_dot(f, Y + (Size) i * f, Y + (Size) i * f));
+			for (int a = 0; a < f; a++)
+			{
+				float		y = Y[(Size) i * f + a];
+				uint16		h = float_to_bf16(y);
+
+				half[(Size) i * f + a] = h;
+				e += ((double) y - bf16_to_float(h)) * ((double) y - bf16_to_float(h));
+			}
+			error[i] = (float) (sqrt(e) * (1 + 1e-6)) + FLT_MIN;
+		}
 		cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, m->nitems, 1.0f, Y, f, 0.0f, gram, f);
 		for (int a = 0; a < f; a++)
 			for (int c = 0; c < a; c++)
@@ -293,6 +316,8 @@ loaded_from_block(LoadedModel *lm, const ModelBlock *b)
 	lm->nbr_sim = model_section(m, SECTION_NEIGHBOR_SIMILARITY);
 	lm->item_norms = b->norms_offset ? (const float *) ((const char *) b + b->norms_offset) : NULL;
 	lm->gram = b->gram_offset ? (const float *) ((const char *) b + b->gram_offset) : NULL;
+	lm->item_factors_bf16 = b->bf16_offset ? (const uint16 *) ((const char *) b + b->bf16_offset) : NULL;
+	lm->item_bf16_error = b->bf16_error_offset ? (const float *) ((const char *) b + b->bf16_error_offset) : NULL;
 	lm->regularization = b->regularization;
 	lm->alpha = b->alpha;
 }

@@ -15,4 +15,5 @@ _PG_init(void)
 {
 	modelstore_init();
 	modelcache_init();
+	serving_init();
 }

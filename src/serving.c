@@ -24,6 +24,7 @@
 #include "model.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
@@ -71,6 +72,24 @@ array_elements(ArrayType *arr, Oid type, Datum **values, const char *name)
 }
 
 /* ---------- scoring ---------- */
+
+/* personalize.exact_scoring: score every item in float4 (off: bfloat16 with an exact re-rank) */
+static bool exact_scoring = false;
+
+void
+serving_init(void)
+{
+	DefineCustomBoolVariable("personalize.exact_scoring",
+							 "Score every item of an ALS model from its float4 factors.",
+							 "Off: a bfloat16 pass, then the candidates that can reach the top k are re-ranked exactly.",
+							 &exact_scoring, false, PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+static bool
+exact_scoring_off_ok(const LoadedModel *lm)
+{
+	return !exact_scoring && lm->item_factors_bf16 != NULL && lm->item_norms != NULL;
+}
 
 /* scores = Y x for every item */
 static void
@@ -181,6 +200,21 @@ fold_in(LoadedModel *lm, const int32 *items, const float *weights, int64 n, floa
 	pfree(b);
 }
 
+/* Approximate scores of every item from the bfloat16 factors (half the bytes to read). */
+MODEL_KERNEL static void
+score_bf16(int32 n, int f, const uint16 *restrict Yh, const float *restrict x, float *restrict out)
+{
+	for (int32 i = 0; i < n; i++)
+	{
+		const uint16 *y = Yh + (Size) i * f;
+		float		s = 0;
+
+		for (int a = 0; a < f; a++)
+			s += bf16_to_float(y[a]) * x[a];
+		out[i] = s;
+	}
+}
+
 /* ---------- output ---------- */
 
 /* Rows of a sorted heap: ([user_id,] item_id, score, rank [, reason]). */
@@ -226,6 +260,55 @@ emit_topk(ReturnSetInfo *rsinfo, LoadedModel *lm, float *scores, const bool *mas
 	emit_heap(rsinfo, lm, &top, reason, with_user, user_id);
 	pfree(top.score);
 	pfree(top.index);
+}
+
+/*
+ * The k best items for factors x, exactly, reading mostly the bfloat16 copy
+ * of the item factors: every approximate score a_i is within
+ * δ_i = ‖x‖ (‖y_i - bf16(y_i)‖ + 1e-5 ‖y_i‖) of the exact one (Cauchy-Schwarz,
+ * plus float rounding), so the exact top k lies among the items whose a_i + δ_i
+ * reaches the k-th largest a_i - δ_i; only those are scored in float4.
+ */
+static void
+emit_topk_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, const float *x, float *scores, const bool *mask, int k,
+				  const char *reason)
+{
+	const ModelHeader *m = lm->m;
+	int			f = m->factors;
+	float		xnorm = sqrtf(vec_dot(f, x, x));
+	TopK		low,
+				top;
+	float		threshold = -INFINITY;
+
+	if (!exact_scoring_off_ok(lm))
+	{
+		score_factors(lm, x, scores);
+		emit_topk(rsinfo, lm, scores, mask, k, reason, false, 0);
+		return;
+	}
+	score_bf16(m->nitems, f, lm->item_factors_bf16, x, scores);
+	topk_init(&low, k);
+	for (int32 i = 0; i < m->nitems; i++)
+	{
+		float		lower = scores[i] - xnorm * (lm->item_bf16_error[i] + 1e-5f * lm->item_norms[i]);
+
+		if ((low.n == k && lower <= low.score[0]) || (mask && mask[i]))
+			continue;
+		topk_push(&low, lower, i);
+	}
+	if (low.n == k)
+		threshold = low.score[0];
+	topk_init(&top, k);
+	for (int32 i = 0; i < m->nitems; i++)
+	{
+		float		upper = scores[i] + xnorm * (lm->item_bf16_error[i] + 1e-5f * lm->item_norms[i]);
+
+		if (upper < threshold || (mask && mask[i]))
+			continue;
+		topk_push(&top, vec_dot(f, x, lm->item_factors + (Size) i * f), i);
+	}
+	topk_sort(&top);
+	emit_heap(rsinfo, lm, &top, reason, false, 0);
 }
 
 /* Mask of excluded items: outside candidates, in exclude. */
@@ -371,6 +454,12 @@ recommend(PG_FUNCTION_ARGS)
 		score_popular(lm, scores);
 		emit_topk(rsinfo, lm, scores, mask, k, "popular", false, 0);
 	}
+	else if (lm->m->algorithm == MODEL_ALS)
+	{
+		if (PG_GETARG_BOOL(3))
+			mask_seen(lm, u, mask);
+		emit_topk_factors(rsinfo, lm, lm->user_factors + (Size) u * lm->m->factors, scores, mask, k, "model");
+	}
 	else
 	{
 		score_user(lm, u, scores);
@@ -453,8 +542,7 @@ recommend_for(PG_FUNCTION_ARGS)
 		float	   *x = palloc(sizeof(float) * lm->m->factors);
 
 		fold_in(lm, items, weights, known, x);
-		score_factors(lm, x, scores);
-		emit_topk(rsinfo, lm, scores, mask, k, "model", false, 0);
+		emit_topk_factors(rsinfo, lm, x, scores, mask, k, "model");
 	}
 	else
 	{

@@ -3,7 +3,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(11);
+SELECT plan(12);
 
 CREATE TABLE big AS
 SELECT (g % 5000)::bigint AS user_id, ((g::bigint * 7919) % 3000) AS item_id, ((g % 3) + 1)::real AS weight
@@ -67,6 +67,17 @@ CREATE TEMP TABLE ra AS SELECT * FROM recommend_all('wide', 5);
 SELECT is((SELECT count(*) FILTER (WHERE r.item_id = a.item_id AND abs(r.score - a.score) < 1e-5)
            FROM ra a JOIN LATERAL recommend('wide', a.user_id, 5) r ON r.rank = a.rank),
           700 * 5::bigint, 'recommend_all equals recommend for all 700 users (blocks of 256 users on two threads)');
+
+-- recommend reads bfloat16 factors, then re-ranks exactly: the same top k as scoring
+-- every item in float4 (personalize.exact_scoring), for every user; float4 sums in
+-- another order may swap two items whose scores agree to 1e-6 (a tie), nothing else
+CREATE TEMP TABLE approx AS SELECT u, r.* FROM generate_series(0, 699) u, LATERAL recommend('wide', u, 10) r;
+SET LOCAL personalize.exact_scoring = on;
+SELECT is((SELECT count(*) FROM approx a JOIN LATERAL recommend('wide', a.u, 10) r ON r.rank = a.rank
+           WHERE abs(r.score - a.score) <= 1e-6 * greatest(1e-3, abs(r.score))
+             AND (r.item_id = a.item_id OR EXISTS (SELECT FROM approx b WHERE b.u = a.u AND b.item_id = r.item_id
+                                                   AND abs(b.score - r.score) <= 1e-6 * greatest(1e-3, abs(r.score))))),
+          700 * 10::bigint, 'reduced-precision scoring returns the exact top 10 for all 700 users');
 
 SELECT * FROM finish();
 ROLLBACK;
