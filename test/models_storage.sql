@@ -5,7 +5,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(14);
+SELECT plan(18);
 
 -- 20,000 users x 64 factors: 5 MB of user factors, two chunks
 CREATE TABLE clicks AS SELECT (g % 20000)::bigint AS user_id, (g * 7 % 97)::bigint AS item_id, (1 + g % 3)::real AS weight
@@ -28,6 +28,16 @@ SELECT is((SELECT string_agg(bytes::text, '' ORDER BY chunk) FROM model_chunks W
 SELECT results_eq($$SELECT r.* FROM generate_series(0, 19999, 997) u, LATERAL recommend('as_handle', u, 5) r$$,
                   $$SELECT r.* FROM generate_series(0, 19999, 997) u, LATERAL recommend('as_value', u, 5) r$$,
                   'and serves the same');
+
+-- erasure rewrites the stored chunks piece by piece: the same bytes as
+-- model_without_user on the whole value, numbered after the old chunks
+CREATE TEMP TABLE before_forget AS SELECT model_export('as_handle', 1) AS m;
+SELECT is(model_forget_user('as_handle', 1, 12345), (SELECT (model_info(model_without_user(m, 12345)) ->> 'bytes')::bigint FROM before_forget),
+          'a known user: the image loses the user''s id, factors, row start and pairs');
+SELECT is(model_export('as_handle', 1)::text, (SELECT model_without_user(m, 12345)::text FROM before_forget),
+          'the rewritten image is model_without_user of the old one, byte for byte');
+SELECT is((SELECT min(chunk) FROM model_chunks WHERE name = 'as_handle'), 2, 'in new chunks, after the old ones');
+SELECT is(model_forget_user('as_handle', 1, 12345), NULL, 'an unknown user: nothing to rewrite');
 
 -- a handle kept past its transaction (dblink: another session, one transaction per call)
 CREATE EXTENSION IF NOT EXISTS dblink;
