@@ -246,7 +246,7 @@ model_allocate(ModelBuilder *b)
 	bool		value = bytes <= (uint64) model_value_limit;
 
 	m = value ? MemoryContextAllocExtended(CurrentMemoryContext, bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO)
-		: model_hold_allocate(bytes);
+		: model_hold_allocate(&b->hdr);
 	memcpy(m, &b->hdr, offsetof(ModelHeader, section));
 	memcpy(m->section, b->section, sizeof(ModelSection) * b->hdr.nsections);
 	m->vl_len_ = 0;				/* an image over the limit is a handle (model_datum) */

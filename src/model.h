@@ -213,7 +213,8 @@ extern ModelHeader *model_check(Datum d);
 #define MODEL_CHUNK_BYTES	(4 * 1024 * 1024)
 typedef ModelHeader *(*ModelImageAlloc) (const ModelHeader *header, void *arg);
 extern int	model_value_limit;
-extern ModelHeader *model_hold_allocate(uint64 bytes);
+extern ModelHeader *model_hold_allocate(const ModelHeader *header);
+extern struct dsm_segment *model_held_segment(const ModelHeader *m);
 extern void model_release(ModelHeader *m);
 extern Datum model_datum(ModelHeader *m);
 extern bool model_is_handle(const struct varlena *v);
@@ -283,6 +284,7 @@ extern int32 loaded_item(const LoadedModel *lm, int64 item_id);	/* -1: unknown *
 extern void modelcache_init(void);
 extern void serving_init(void);
 extern bool model_publish(text *name, int32 version, const ModelHeader *image);
+extern ModelHeader *model_cache_new_segment(const ModelHeader *header, void **segment);
 
 /* Options: a jsonb object; unknown keys are an error. */
 extern void options_check_keys(Jsonb *options, const char *const *allowed);

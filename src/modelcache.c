@@ -45,6 +45,7 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/wait_event.h"
@@ -736,6 +737,78 @@ model_cache_get(text *name_text)
 	return lm;
 }
 
+/*
+ * Memory for an image being built in this transaction, in shared mode: a
+ * segment laid out as a block (image, then room for the derived data), owned
+ * by the transaction, so that publishing it is no copy. NULL in backend mode
+ * or when no segment can be had.
+ */
+ModelHeader *
+model_cache_new_segment(const ModelHeader *header, void **segment)
+{
+	ModelBlock	layout;
+	uint64		bytes;
+	ResourceOwner save = CurrentResourceOwner;
+	dsm_segment *seg;
+	ModelBlock *block;
+
+	if (!use_shared() || TopTransactionResourceOwner == NULL)
+		return NULL;
+	bytes = block_layout(header, &layout);
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		seg = dsm_create(bytes, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = save;
+	}
+	PG_END_TRY();
+	if (seg == NULL)
+		return NULL;
+	block = dsm_segment_address(seg);
+	memset(block, 0, bytes);
+	memcpy(block, &layout, sizeof(ModelBlock));
+	*segment = seg;
+	return (ModelHeader *) ((char *) block + layout.image_offset);
+}
+
+/* Register a segment built by model_cache_new_segment as the shared copy of a version. */
+static bool
+shared_adopt(const char *name, int32 version, TimestampTz revision, dsm_segment *seg)
+{
+	ModelBlock *b = dsm_segment_address(seg);
+	int			slot;
+
+	block_prepare(b);
+	LWLockAcquire(directory->lock, LW_EXCLUSIVE);
+	if (slot_find(name, version, revision) >= 0)
+	{
+		LWLockRelease(directory->lock);
+		return true;
+	}
+	slot = slot_claim();
+	if (slot >= 0)
+	{
+		ModelSlot  *s = &directory->slot[slot];
+
+		strlcpy(s->name, name, SLOT_NAME_BYTES);
+		s->version = version;
+		s->revision = revision;
+		s->state = SLOT_READY;
+		s->handle = dsm_segment_handle(seg);
+		s->bytes = b->total_bytes;
+		s->refcount = 0;		/* this backend's mapping goes with its transaction */
+		s->retired = false;
+		s->last_used = ++directory->clock;
+		dsm_pin_segment(seg);
+		ConditionVariableBroadcast(&directory->changed);
+	}
+	LWLockRelease(directory->lock);
+	return slot >= 0;
+}
+
 /* ---------- publishing before commit ---------- */
 
 static void
@@ -822,6 +895,9 @@ model_publish(text *name_text, int32 version, const ModelHeader *image)
 	for (lm = loaded; lm; lm = lm->next)
 		if (lm->segment && lm->version == version && lm->trained_at == revision && strcmp(lm->name, name) == 0)
 			return true;
+	/* trained into a segment: it becomes the shared copy as it is */
+	if (image && model_held_segment(image))
+		return shared_adopt(name, version, revision, model_held_segment(image));
 	lm = shared_get(name, name_text, version, revision, image);
 	if (lm == NULL)
 		return false;

@@ -19,6 +19,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "storage/dsm.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -43,7 +44,8 @@ typedef struct HeldImage
 {
 	uint64		id;
 	ModelHeader *m;
-	MemoryContext cxt;
+	MemoryContext cxt;			/* the list entry, and the image in backend mode */
+	struct dsm_segment *segment;	/* shared mode: the image's segment, owned by the transaction */
 	struct HeldImage *next;
 } HeldImage;
 
@@ -61,10 +63,15 @@ held_images_xact_callback(XactEvent event, void *arg)
 		held_images = NULL;
 }
 
-/* Zeroed memory for an image that will be a handle; freed with the transaction. */
+/*
+ * Zeroed memory for an image that will be a handle; freed with the
+ * transaction. In shared mode a segment that publishing the version adopts
+ * without a copy (model_cache_new_segment), so training holds one copy.
+ */
 ModelHeader *
-model_hold_allocate(uint64 bytes)
+model_hold_allocate(const ModelHeader *header)
 {
+	uint64		bytes = header->image_bytes;
 	MemoryContext cxt;
 	HeldImage  *h;
 
@@ -77,7 +84,10 @@ model_hold_allocate(uint64 bytes)
 	h = MemoryContextAlloc(cxt, sizeof(HeldImage));
 	h->id = held_next_id++;
 	h->cxt = cxt;
-	h->m = MemoryContextAllocExtended(cxt, bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	h->segment = NULL;
+	h->m = model_cache_new_segment(header, (void **) &h->segment);
+	if (h->m == NULL)
+		h->m = MemoryContextAllocExtended(cxt, bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	h->next = held_images;
 	held_images = h;
 	return h->m;
@@ -104,6 +114,8 @@ model_release(ModelHeader *m)
 			HeldImage  *h = *link;
 
 			*link = h->next;
+			if (h->segment)
+				dsm_detach(h->segment);	/* gone, unless published (pinned) */
 			MemoryContextDelete(h->cxt);
 			return;
 		}
@@ -129,6 +141,15 @@ model_datum(ModelHeader *m)
 	handle->id = h->id;
 	handle->image_bytes = m->image_bytes;
 	return PointerGetDatum(handle);
+}
+
+/* The segment of a held image, or NULL. */
+struct dsm_segment *
+model_held_segment(const ModelHeader *m)
+{
+	HeldImage  *h = held_find(m, 0);
+
+	return h ? h->segment : NULL;
 }
 
 bool
@@ -380,7 +401,7 @@ model_export(PG_FUNCTION_ARGS)
 	model_validate(m, m->image_bytes);
 	if (m->image_bytes > (uint64) model_value_limit)
 	{
-		ModelHeader *held = model_hold_allocate(m->image_bytes);
+		ModelHeader *held = model_hold_allocate(m);
 
 		memcpy(held, m, m->image_bytes);
 		pfree(m);

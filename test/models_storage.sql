@@ -5,7 +5,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(18);
+SELECT plan(19);
 
 -- 20,000 users x 64 factors: 5 MB of user factors, two chunks
 CREATE TABLE clicks AS SELECT (g % 20000)::bigint AS user_id, (g * 7 % 97)::bigint AS item_id, (1 + g % 3)::real AS weight
@@ -13,6 +13,9 @@ FROM generate_series(1, 60000) g;
 SELECT is(train('as_value', 'als', 'clicks', '{"factors": 64, "iterations": 2}'), 1, 'a model as a value');
 SET LOCAL personalize.model_value_limit = 1024;
 SELECT is(train('as_handle', 'als', 'clicks', '{"factors": 64, "iterations": 2}'), 1, 'the same model over the value limit');
+SELECT is((SELECT state || ' ' || (bytes >= (SELECT m.bytes FROM models m WHERE m.name = 'as_handle'))
+           FROM model_cache() WHERE name = 'as_handle' AND shared), 'ready true',
+          'trained in shared memory, it is the shared copy already (before commit, no second copy)');
 SELECT is(train('knn_handle', 'itemknn', 'clicks', '{"neighbors": 10}'), 1, 'an item-kNN model over the limit');
 SELECT is(train('pop_handle', 'popularity', 'clicks'), 1, 'a popularity model over the limit');
 SELECT is((SELECT length(als_fit(user_id, item_id, weight, '{"factors": 16, "iterations": 1}')::text::bytea) FROM clicks) > 1024,
