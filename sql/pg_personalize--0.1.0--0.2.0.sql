@@ -538,7 +538,8 @@ COMMENT ON FUNCTION personalize.model_cache() IS
 DO $$
 BEGIN
 	IF personalize.model_cache_mode() <> 'shared' THEN
-		RAISE NOTICE 'pg_personalize is not in shared_preload_libraries: every backend that serves a model keeps its own copy'
+		-- a WARNING: CREATE EXTENSION runs its script with client_min_messages = warning
+		RAISE WARNING 'pg_personalize is not in shared_preload_libraries: every backend that serves a model keeps its own copy'
 			USING HINT = 'Add pg_personalize to shared_preload_libraries and restart to keep one copy per server (doc/administration.md).';
 	END IF;
 END
