@@ -623,6 +623,10 @@ COMMENT ON FUNCTION personalize.model_import(text, personalize.model, boolean) I
 CREATE OR REPLACE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
 RETURNS integer
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- the trained model stays where the aggregate built it (a handle, not a value
+-- copied by the executor and plpgsql), is stored from there and, in shared
+-- mode, becomes the shared copy without another copy
+SET personalize.model_value_limit = 1024
 -- No pinned search_path: the source is the caller's table or query and is
 -- resolved with the caller's path. Every name in the body is qualified.
 AS $$
