@@ -202,6 +202,11 @@ interactions_combine(PG_FUNCTION_ARGS)
 	if (a->options == NULL && b->options != NULL)
 		state_set_options(a, b->options);
 	state_merge(a, b);
+	/* b is a worker's deserialized state, not used again: free it now, not at the end */
+	for (int32 i = 0; i < b->nblocks; i++)
+		pfree(b->blocks[i]);
+	b->nblocks = 0;
+	b->n = 0;
 	PG_RETURN_POINTER(a);
 }
 

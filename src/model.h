@@ -157,7 +157,9 @@ extern int32 idmap_add(IdMap *map, int64 key);	/* next dense index when new; gro
  * triples in blocks of INTERACTION_BLOCK rows: 12 bytes a row, no copy when
  * growing.
  */
-#define INTERACTION_BLOCK	(1 << 20)
+#define INTERACTION_BLOCK	(1 << 22)	/* 48 MB: above glibc's largest mmap threshold, so a
+										 * freed block goes back to the system; untouched
+										 * pages of a small state cost nothing */
 
 typedef struct InteractionBlock
 {
