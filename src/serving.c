@@ -396,6 +396,24 @@ mask_seen_in_source(LoadedModel *lm, int64 user_id, bool *mask)
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/*
+	 * A serving role may have no right to read the interactions (a service
+	 * role): then nothing is excluded, as for an unknown source. A query
+	 * source is run as it is.
+	 */
+	if (source[0] != '(')
+	{
+		bool		isnull;
+
+		if (SPI_execute_with_args("SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass($1), 'SELECT')",
+								  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(source)}, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "cannot check the privileges on the source of model \"%s\"", lm->name);
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) || isnull)
+		{
+			SPI_finish();
+			return;
+		}
+	}
 	if (lm->seen_plan == NULL)
 	{
 		SPIPlanPtr	p = SPI_prepare(psprintf("SELECT s.item_id::pg_catalog.int8 FROM %s AS s"

@@ -2,7 +2,7 @@
 -- administrator, and a bare role holding only what serving needs.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(61);
+SELECT plan(62);
 
 CREATE ROLE mr_alice;
 CREATE ROLE mr_bob;
@@ -126,6 +126,8 @@ SET ROLE mr_svc;
 SELECT is((SELECT count(*) FROM personalize.recommend('alice_m', 5, 3)), 3::bigint,
   'a service serves the active version (its cache reads personalize.models through the policy)');
 SELECT is((SELECT count(*) FROM personalize.similar_items('alice_m', 3, 2)), 2::bigint, 'similar_items too');
+SELECT is((SELECT count(*) FROM personalize.recommend('bob_m', 5, 3)), 3::bigint,
+  'a popularity model too, though the service may not read its source (nothing excluded)');
 SELECT lives_ok($$INSERT INTO mr.shown SELECT 'alice_m', rank FROM personalize.recommend('alice_m', 7, 3)$$,
   'and stores what it served');
 SELECT throws_ok($$SELECT count(*) FROM mr.clicks$$, '42501', 'permission denied for table clicks',
