@@ -167,7 +167,8 @@ if has serve; then
   sleep $(( seconds * 2 / 3 ))
   pids=$(psql -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' AND datname = current_database()")
   for p in $pids; do
-    awk '/^[0-9a-f]+-[0-9a-f]+ / {shared = 0} /^VmFlags:/ {shared = / sh/} /^Private_(Clean|Dirty):/ {if (!shared) priv[1] += $2} END {print priv[1]}' "/proc/$p/smaps" 2>/dev/null || true
+    # VmFlags ends each mapping's entry: count its private pages once the flags are known
+    awk '/^[0-9a-f]+-[0-9a-f]+ / {cur = 0} /^Private_(Clean|Dirty):/ {cur += $2} /^VmFlags:/ {if ($0 !~ / sh/) priv += cur} END {print priv + 0}' "/proc/$p/smaps" 2>/dev/null || true
   done >"$out/private_kb"
   wait
   n32=$(wc -l <"$out/private_kb")
