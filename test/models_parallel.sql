@@ -71,6 +71,7 @@ SELECT is((SELECT count(*) FILTER (WHERE r.item_id = a.item_id AND abs(r.score -
 -- recommend reads bfloat16 factors, then re-ranks exactly: the same top k as scoring
 -- every item in float4 (personalize.exact_scoring), for every user; float4 sums in
 -- another order may swap two items whose scores agree to 1e-6 (a tie), nothing else
+SET LOCAL personalize.exact_scoring = off;
 CREATE TEMP TABLE approx AS SELECT u, r.* FROM generate_series(0, 699) u, LATERAL recommend('wide', u, 10) r;
 SET LOCAL personalize.exact_scoring = on;
 SELECT is((SELECT count(*) FROM approx a JOIN LATERAL recommend('wide', a.u, 10) r ON r.rank = a.rank
