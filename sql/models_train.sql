@@ -16,14 +16,26 @@ SELECT train('pop', 'popularity', 'inter') AS pop_version,
        train('als', 'als', 'inter', '{"factors": 8, "iterations": 10, "seed": 7}') AS als_version;
 
 SELECT name, version, algorithm, options, rows, users, items, active, seconds >= 0 AS timed,
-       model_info(model) - 'bytes' - 'loss' AS info
+       model_info(model_export(name, version)) - 'bytes' - 'loss' AS info,
+       bytes = (model_info(model_export(name, version)) ->> 'bytes')::bigint AS bytes_recorded
 FROM models ORDER BY name;
 
 -- popularity equals numpy's summed weights, exactly (integer weights)
 SELECT count(*) AS items, count(*) FILTER (WHERE r.score = p.popularity) AS equal
 FROM recommend('pop', NULL, 39) r JOIN ref_pop p USING (item_id);
--- ranked by popularity, ties by lower item id; reason 'popular'
+-- ranked by popularity, ties by lower item id; reason 'popular'; the user's items
+-- excluded (read from the source the model was trained from)
 SELECT item_id, score, rank, reason FROM recommend('pop', 10, 5);
+SELECT source FROM models WHERE name = 'pop';
+WITH unseen AS (SELECT item_id, row_number() OVER (ORDER BY popularity DESC, item_id) AS rank FROM ref_pop
+                WHERE item_id NOT IN (SELECT item_id FROM inter WHERE user_id = 10 AND item_id IS NOT NULL AND weight IS NOT NULL))
+SELECT count(*) AS ranks, count(*) FILTER (WHERE r.item_id = u.item_id) AS same_as_unseen_by_popularity
+FROM recommend('pop', 10, 5) r JOIN unseen u USING (rank);
+SELECT count(*) FILTER (WHERE item_id IN (1001, 1002)) AS seen_shown_when_asked FROM recommend('pop', 10, 5, exclude_seen => false);
+-- recommend_all: every user of the source, as recommend serves them
+SELECT count(DISTINCT a.user_id) AS users,
+       count(*) FILTER (WHERE a.item_id = r.item_id AND a.score = r.score) = count(*) AS equals_recommend
+FROM recommend_all('pop', 3) a JOIN LATERAL recommend('pop', a.user_id, 3) r ON r.rank = a.rank;
 SELECT bool_and(score('pop', 1, item_id) = popularity) AS score_is_popularity FROM ref_pop;
 
 -- item-kNN neighbours equal numpy's cosine top-5, for shrinkage 0 and 10
@@ -110,6 +122,12 @@ SELECT drop_model('pop');
 SELECT train('pop', 'popularity', 'SELECT user_id, item_id, weight FROM inter WHERE item_id = 1001') AS again;
 SELECT item_id, rank FROM recommend('pop', NULL, 1);
 
--- the model value round-trips through its text form (pg_dump)
-SELECT model::text::model::text = model::text AS text_round_trip FROM models WHERE name = 'als';
-SELECT model_info(model::text::model) = model_info(model) AS info_round_trip FROM models WHERE name = 'knn';
+-- a stored version exports as one value that round-trips through its text form,
+-- and imports as a new version that serves the same
+SELECT model_export(name, version)::text::model::text = model_export(name, version)::text AS text_round_trip FROM models WHERE name = 'als';
+SELECT model_info(model_export(name, version)::text::model) = model_info(model_export(name, version)) AS info_round_trip FROM models WHERE name = 'knn';
+SELECT model_import('als_copy', model_export('als', 1)::text::model, activate => true) AS imported_version;
+SELECT count(*) AS ranks, count(*) FILTER (WHERE a.item_id = b.item_id AND a.score = b.score) AS same
+FROM recommend('als', 10, 5) a JOIN recommend('als_copy', 10, 5) b USING (rank);
+SELECT (SELECT string_agg(bytes::text, '' ORDER BY chunk) FROM model_chunks WHERE name = 'als')
+     = (SELECT string_agg(bytes::text, '' ORDER BY chunk) FROM model_chunks WHERE name = 'als_copy') AS same_stored_chunks;

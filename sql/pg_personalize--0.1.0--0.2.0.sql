@@ -495,3 +495,260 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION personalize.grant_admin(regrole) IS 'let a role administer the extension: change any model, record consent, erase (membership in personalize_admin)';
+
+-- ==== scale (issue 10): model format 2 (read by the library; 0.1.0's format 1 is
+-- converted when read), models stored in chunks without the 1 GB limit of a value,
+-- and one shared copy of each served version per server.
+CREATE FUNCTION personalize.model_store(model_name text, version integer, model personalize.model) RETURNS bigint
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.model_store(text, integer, personalize.model) IS
+	'write a model into personalize.model_chunks as a version of model_name (used by train); returns its bytes';
+
+CREATE FUNCTION personalize.model_export(model_name text, version integer) RETURNS personalize.model
+	AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION personalize.model_export(text, integer) IS
+	'a stored model version as one personalize.model value (its text form is the hex of the image)';
+
+CREATE FUNCTION personalize.model_forget_user(model_name text, version integer, user_id bigint) RETURNS bigint
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.model_forget_user(text, integer, bigint) IS
+	'rewrite a stored model version without one user; its new bytes, or NULL when it does not know the user';
+
+CREATE FUNCTION personalize.model_prewarm(model_name text, version integer) RETURNS boolean
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.model_prewarm(text, integer) IS
+	'load an active version into shared memory before the transaction commits (used by train and activate)';
+
+CREATE FUNCTION personalize.model_unload(model_name text) RETURNS void
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.model_unload(text) IS
+	'free the shared copies of a model once no backend uses them, when the transaction commits (used by drop_model)';
+
+CREATE FUNCTION personalize.model_cache_mode() RETURNS text
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION personalize.model_cache_mode() IS
+	'shared (one copy per server, the library is preloaded) or backend (a copy per backend)';
+
+CREATE FUNCTION personalize.model_cache()
+RETURNS TABLE (name text, version integer, bytes bigint, state text, backends integer, shared boolean)
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION personalize.model_cache() IS
+	'model versions loaded for serving: in shared memory (with the backends mapping them) and in this backend';
+
+DO $$
+BEGIN
+	IF personalize.model_cache_mode() <> 'shared' THEN
+		-- a WARNING: CREATE EXTENSION runs its script with client_min_messages = warning
+		RAISE WARNING 'pg_personalize is not in shared_preload_libraries: every backend that serves a model keeps its own copy'
+			USING HINT = 'Add pg_personalize to shared_preload_libraries and restart to keep one copy per server (doc/administration.md).';
+	END IF;
+END
+$$;
+
+CREATE TABLE personalize.model_chunks (
+	name		text NOT NULL,
+	version		integer NOT NULL,
+	chunk		integer NOT NULL CHECK (chunk >= 0),
+	bytes		bytea NOT NULL,
+	PRIMARY KEY (name, version, chunk),
+	FOREIGN KEY (name, version) REFERENCES personalize.models (name, version) ON DELETE CASCADE ON UPDATE CASCADE
+);
+-- factors do not compress: store uncompressed, out of line
+ALTER TABLE personalize.model_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;
+COMMENT ON TABLE personalize.model_chunks IS 'stored images of the model versions, in chunks';
+SELECT pg_catalog.pg_extension_config_dump('personalize.model_chunks', '');
+-- the same rule as the registry: everyone who may read models reads them, whoever
+-- may change a model writes its chunks (dropping a version deletes them: the foreign key)
+ALTER TABLE personalize.model_chunks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_chunks_read ON personalize.model_chunks FOR SELECT USING (true);
+CREATE POLICY model_chunks_write ON personalize.model_chunks FOR INSERT
+	WITH CHECK (personalize.may_change_model(name));
+CREATE POLICY model_chunks_rewrite ON personalize.model_chunks FOR DELETE
+	USING (personalize.may_change_model(name));
+
+-- every stored model moves into chunks (converted to format 2), then the column goes
+ALTER TABLE personalize.models ADD COLUMN bytes bigint;
+UPDATE personalize.models m SET bytes = personalize.model_store(m.name, m.version, m.model);
+ALTER TABLE personalize.models ALTER COLUMN bytes SET NOT NULL;
+ALTER TABLE personalize.models DROP COLUMN model;
+ALTER TABLE personalize.models ADD COLUMN source text;
+-- their images: read by serving, written by training (same policies, registry.sql)
+GRANT SELECT ON personalize.model_chunks TO personalize_analyst, personalize_service;
+GRANT INSERT, DELETE ON personalize.model_chunks TO personalize_analyst;
+
+
+CREATE FUNCTION personalize.store_version(model_name text, model personalize.model, options jsonb,
+	seconds double precision, make_active boolean)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	info jsonb := personalize.model_info(model);
+	new_version integer;
+BEGIN
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Store it under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	PERFORM pg_advisory_xact_lock(hashtext('personalize.models'), hashtext(model_name));
+	SELECT coalesce(max(m.version), 0) + 1 INTO new_version FROM personalize.models m WHERE m.name = model_name;
+	IF make_active THEN
+		UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active;
+	END IF;
+	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, bytes)
+	VALUES (model_name, new_version, info ->> 'algorithm', options, (info ->> 'rows')::int8, (info ->> 'users')::int8,
+	        (info ->> 'items')::int8, seconds, make_active, (info ->> 'bytes')::int8);
+	PERFORM personalize.model_store(model_name, new_version, model);
+	RETURN new_version;
+END
+$$;
+COMMENT ON FUNCTION personalize.store_version(text, personalize.model, jsonb, double precision, boolean) IS
+	'register and store a model as the next version of a name (used by train and model_import)';
+
+CREATE FUNCTION personalize.model_import(model_name text, model personalize.model, activate boolean DEFAULT false)
+RETURNS integer
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT personalize.store_version(model_name, model,
+	                                 personalize.model_info(model) -> 'options', 0, activate);
+END;
+COMMENT ON FUNCTION personalize.model_import(text, personalize.model, boolean) IS
+	'store a personalize.model value (from model_export) as the next version of a name';
+
+CREATE OR REPLACE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- the trained model stays where the aggregate built it (a handle, not a value
+-- copied by the executor and plpgsql), is stored from there and, in shared
+-- mode, becomes the shared copy without another copy
+SET personalize.model_value_limit = 1024
+-- No pinned search_path: the source is the caller's table or query and is
+-- resolved with the caller's path. Every name in the body is qualified.
+AS $$
+DECLARE
+	fit text;
+	relation text;
+	fit_options jsonb;
+	make_active boolean;
+	started timestamptz;
+	trained personalize.model;
+	new_version integer;
+BEGIN
+	IF model_name IS NULL OR algorithm IS NULL OR source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'model_name, algorithm, source and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	fit := CASE algorithm WHEN 'popularity' THEN 'popularity_fit'
+	                      WHEN 'itemknn' THEN 'itemknn_fit'
+	                      WHEN 'als' THEN 'als_fit' END;
+	IF fit IS NULL THEN
+		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023',
+			HINT = 'Use popularity, itemknn or als.';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	IF options ? 'activate' AND pg_catalog.jsonb_typeof(options -> 'activate') <> 'boolean' THEN
+		RAISE EXCEPTION 'option "activate" must be a boolean' USING ERRCODE = '22023';
+	END IF;
+	make_active := coalesce((options ->> 'activate')::boolean, true);
+	fit_options := options - 'activate';
+	-- before a training that may take minutes (the row policy checks again at insert)
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Train under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+
+	-- a query runs as a subquery; anything else must name a table or view
+	relation := personalize.source_sql(source);
+
+	-- runs as the caller: privileges and row-level security apply to the source
+	started := pg_catalog.clock_timestamp();
+	EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
+	               fit, relation)
+		INTO trained USING fit_options;
+	IF trained IS NULL THEN
+		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
+			USING ERRCODE = '22023';
+	END IF;
+	new_version := personalize.store_version(model_name, trained, options,
+	                                         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active);
+	UPDATE personalize.models m SET source = relation WHERE m.name = model_name AND m.version = new_version;
+	RETURN new_version;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION personalize.activate(model_name text, version integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock(hashtext('personalize.models'), hashtext(model_name));
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name) THEN
+		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = '42704';
+	END IF;
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name AND m.version = activate.version) THEN
+		RAISE EXCEPTION 'model "%" has no version %', model_name, activate.version USING ERRCODE = '42704';
+	END IF;
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active AND m.version <> activate.version;
+	UPDATE personalize.models m SET active = true WHERE m.name = model_name AND m.version = activate.version AND NOT m.active;
+	-- in shared memory before commit: the first request after it finds the version ready
+	PERFORM personalize.model_prewarm(model_name, activate.version);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION personalize.drop_model(model_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name) THEN
+		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = '42704';
+	END IF;
+	-- all or nothing: the row policy would skip the versions of other owners
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	DELETE FROM personalize.models m WHERE m.name = model_name;
+	PERFORM personalize.model_unload(model_name);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION personalize.forget_in_models(subject_id bigint) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	touched integer := 0;
+	rewritten record;
+BEGIN
+	FOR rewritten IN
+		UPDATE personalize.models m
+		SET stale = true, revised_at = pg_catalog.clock_timestamp(), users = m.users - 1, bytes = r.bytes
+		FROM (SELECT x.name, x.version, personalize.model_forget_user(x.name, x.version, forget_in_models.subject_id) AS bytes
+		      FROM personalize.models x WHERE x.users IS NOT NULL) r
+		WHERE r.bytes IS NOT NULL AND m.name = r.name AND m.version = r.version
+		RETURNING m.name, m.version, m.active
+	LOOP
+		touched := touched + 1;
+		IF rewritten.active THEN
+			PERFORM personalize.model_prewarm(rewritten.name, rewritten.version);
+		END IF;
+	END LOOP;
+	RETURN touched;
+END
+$$;

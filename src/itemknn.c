@@ -48,9 +48,11 @@ itemknn_final(PG_FUNCTION_ARGS)
 	shrinkage = (float) options_get_number(opts, "shrinkage", 0, 0, 1e9);
 	if (st->n == 0)
 		PG_RETURN_NULL();
+	interactions_check_memory(st, 8.0 * K * st->items.count, "itemknn");
 	d = interactions_build(st);	/* consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
 
 	m = model_from_interactions(MODEL_ITEMKNN, d, opts, 0, K, true);
+	interactions_adopt(d, m);
 	nbr = model_section(m, SECTION_NEIGHBOR_ITEMS);
 	sim = model_section(m, SECTION_NEIGHBOR_SIMILARITY);
 	interactions_transpose(d, &t_indptr, &t_indices, &t_weights);
@@ -109,5 +111,5 @@ itemknn_final(PG_FUNCTION_ARGS)
 			sim[(Size) i * K + a] = a < top.n ? top.score[a] : 0;
 		}
 	}
-	PG_RETURN_POINTER(m);
+	PG_RETURN_DATUM(model_datum(m));
 }

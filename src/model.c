@@ -235,18 +235,25 @@ model_layout(ModelBuilder *b)
 	return off;
 }
 
-/* The image, zeroed (alignment gaps too, so equal models are equal bytes). */
+/*
+ * The image, zeroed (alignment gaps too, so equal models are equal bytes).
+ * Return it with model_datum(): over personalize.model_value_limit it is held
+ * for the transaction and the datum is a handle.
+ */
 ModelHeader *
 model_allocate(ModelBuilder *b)
 {
 	uint64		bytes = model_layout(b);
 	ModelHeader *m;
 
-	m = MemoryContextAllocExtended(CurrentMemoryContext, bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	bool		value = bytes <= (uint64) model_value_limit;
+
+	m = value ? MemoryContextAllocExtended(CurrentMemoryContext, bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO)
+		: model_hold_allocate(&b->hdr);
 	memcpy(m, &b->hdr, offsetof(ModelHeader, section));
 	memcpy(m->section, b->section, sizeof(ModelSection) * b->hdr.nsections);
-	m->vl_len_ = 0;
-	if (bytes <= MaxAllocSize)
+	m->vl_len_ = 0;				/* an image over the limit is a handle (model_datum) */
+	if (value)
 		SET_VARSIZE(m, bytes);
 	return m;
 }
@@ -602,11 +609,24 @@ model_image_of(struct varlena *v, bool validate)
 	return m;
 }
 
-/* Detoasted model image (format 1 converted); layout fully checked only in I/O. */
+/* Detoasted model image (format 1 converted, handle resolved); layout fully checked only in I/O. */
 ModelHeader *
 model_check(Datum d)
 {
-	return model_image_of(PG_DETOAST_DATUM(d), false);
+	struct varlena *v = PG_DETOAST_DATUM(d);
+
+	if (model_is_handle(v))
+		return model_from_handle(v);
+	return model_image_of(v, false);
+}
+
+/* The bytes of a value as stored (format 1 kept as it is), or of the image a handle stands for. */
+static struct varlena *
+model_value_bytes(Datum d)
+{
+	struct varlena *v = PG_DETOAST_DATUM(d);
+
+	return model_is_handle(v) ? model_as_value(model_from_handle(v)) : v;
 }
 
 PG_FUNCTION_INFO_V1(model_in);
@@ -635,7 +655,7 @@ PG_FUNCTION_INFO_V1(model_out);
 Datum
 model_out(PG_FUNCTION_ARGS)
 {
-	struct varlena *v = PG_DETOAST_DATUM(PG_GETARG_DATUM(0));
+	struct varlena *v = model_value_bytes(PG_GETARG_DATUM(0));
 	Size		size = VARSIZE(v);
 	char	   *out = MemoryContextAllocHuge(CurrentMemoryContext, size * 2 + 3);
 
@@ -667,7 +687,7 @@ PG_FUNCTION_INFO_V1(model_send);
 Datum
 model_send(PG_FUNCTION_ARGS)
 {
-	struct varlena *v = PG_DETOAST_DATUM(PG_GETARG_DATUM(0));
+	struct varlena *v = model_value_bytes(PG_GETARG_DATUM(0));
 	bytea	   *result = MemoryContextAllocHuge(CurrentMemoryContext, VARSIZE(v) + VARHDRSZ);
 
 	SET_VARSIZE(result, VARSIZE(v) + VARHDRSZ);
@@ -865,186 +885,6 @@ topk_sort(TopK *t)
 	}
 }
 
-/* ---------- per-backend cache of active models ---------- */
-
-#define MODEL_CACHE_SIZE 4
-
-static LoadedModel *model_cache = NULL;
-static uint64 model_cache_clock = 0;
-static SPIPlanPtr active_version_plan = NULL;
-static SPIPlanPtr model_value_plan = NULL;
-
-static SPIPlanPtr
-model_cache_plan(SPIPlanPtr *plan, const char *sql)
-{
-	if (*plan == NULL)
-	{
-		Oid			argtypes[2] = {TEXTOID, INT4OID};
-		SPIPlanPtr	p = SPI_prepare(sql, strstr(sql, "$2") ? 2 : 1, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	return *plan;
-}
-
-/* Section pointers and derived data: id maps, and for ALS the item norms and YᵀY used by fold-in. */
-static void
-model_cache_prepare(LoadedModel *lm)
-{
-	ModelHeader *m = lm->m;
-
-	lm->user_ids = model_section(m, SECTION_USER_IDS);
-	lm->item_ids = model_section(m, SECTION_ITEM_IDS);
-	lm->item_pop = model_section(m, SECTION_ITEM_POPULARITY);
-	lm->indptr = model_section(m, SECTION_SEEN_INDPTR);
-	lm->seen_items = model_section(m, SECTION_SEEN_ITEMS);
-	lm->seen_weights = model_section(m, SECTION_SEEN_WEIGHTS);
-	lm->user_factors = model_section(m, SECTION_USER_FACTORS);
-	lm->item_factors = model_section(m, SECTION_ITEM_FACTORS);
-	lm->nbr_items = model_section(m, SECTION_NEIGHBOR_ITEMS);
-	lm->nbr_sim = model_section(m, SECTION_NEIGHBOR_SIMILARITY);
-	lm->items = idmap_from_sorted(lm->item_ids, m->nitems);
-	if (lm->user_ids)
-		lm->users = idmap_from_sorted(lm->user_ids, m->nusers);
-	if (m->algorithm == MODEL_ALS)
-	{
-		int			f = m->factors;
-		const float *Y = lm->item_factors;
-		Jsonb	   *opts = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-															  CStringGetDatum(model_section(m, SECTION_OPTIONS))));
-
-		lm->item_norms = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(m->nitems, 1));
-		for (int32 i = 0; i < m->nitems; i++)
-			lm->item_norms[i] = sqrtf(vec_dot(f, Y + (Size) i * f, Y + (Size) i * f));
-		lm->gram = palloc(sizeof(float) * f * f);
-		cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, m->nitems, 1.0f, Y, f, 0.0f, lm->gram, f);
-		for (int a = 0; a < f; a++)
-			for (int b = 0; b < a; b++)
-				lm->gram[a * f + b] = lm->gram[b * f + a];
-		lm->regularization = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
-		lm->alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
-	}
-}
-
-/*
- * The active version of a model, loaded into this backend once per version.
- * Each call costs one indexed lookup of the active version number; a new
- * active version (or a dropped model) is seen at the next call. A model
- * value is read in one snapshot, so serving never sees a half-written one.
- */
-LoadedModel *
-model_cache_get(text *name_text)
-{
-	char	   *name = text_to_cstring(name_text);
-	Datum		args[2];
-	bool		isnull;
-	int32		version;
-	TimestampTz trained_at;
-	LoadedModel *lm,
-			   *victim = NULL,
-			  **link;
-	int			count = 0;
-	MemoryContext caller = CurrentMemoryContext;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	args[0] = PointerGetDatum(name_text);
-	if (SPI_execute_plan(model_cache_plan(&active_version_plan,
-										  "SELECT version, coalesce(revised_at, trained_at) FROM personalize.models WHERE name = $1 AND active"),
-						 args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "cannot read personalize.models");
-	if (SPI_processed == 0)
-	{
-		bool		exists;
-
-		if (SPI_execute_with_args("SELECT 1 FROM personalize.models WHERE name = $1", 1,
-								  (Oid[]) {TEXTOID}, args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "cannot read personalize.models");
-		exists = SPI_processed > 0;
-		if (exists)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("model \"%s\" has no active version", name),
-					 errhint("Activate one with personalize.activate().")));
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name)));
-	}
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	/*
-	 * A dropped and retrained model reuses version numbers, and forget rewrites
-	 * a stored model in place: trained_at, or revised_at once set, tells them apart.
-	 */
-	trained_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-
-	for (lm = model_cache; lm; lm = lm->next)
-	{
-		if (strcmp(lm->name, name) == 0 && lm->version == version && lm->trained_at == trained_at)
-		{
-			lm->last_used = ++model_cache_clock;
-			SPI_finish();
-			return lm;
-		}
-	}
-
-	/* load into a context that becomes permanent only once complete */
-	{
-		MemoryContext cxt = AllocSetContextCreate(caller, "personalize model", ALLOCSET_DEFAULT_SIZES);
-		MemoryContext old;
-		Datum		value;
-
-		args[1] = Int32GetDatum(version);
-		if (SPI_execute_plan(model_cache_plan(&model_value_plan,
-											  "SELECT model FROM personalize.models WHERE name = $1 AND version = $2"),
-							 args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "cannot read model \"%s\" version %d", name, version);
-		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		old = MemoryContextSwitchTo(cxt);
-		lm = palloc0(sizeof(LoadedModel));
-		lm->name = pstrdup(name);
-		lm->version = version;
-		lm->trained_at = trained_at;
-		lm->cxt = cxt;
-		lm->m = model_check(PointerGetDatum(pg_detoast_datum_copy((struct varlena *) DatumGetPointer(value))));
-		model_cache_prepare(lm);
-		MemoryContextSwitchTo(old);
-		MemoryContextSetParent(cxt, TopMemoryContext);
-		lm->last_used = ++model_cache_clock;
-	}
-	SPI_finish();
-
-	/* drop other versions of this model, and the least recently used beyond the limit */
-	link = &model_cache;
-	while (*link)
-	{
-		LoadedModel *e = *link;
-
-		if (strcmp(e->name, name) == 0)
-		{
-			*link = e->next;
-			MemoryContextDelete(e->cxt);
-			continue;
-		}
-		count++;
-		if (victim == NULL || e->last_used < victim->last_used)
-			victim = e;
-		link = &e->next;
-	}
-	if (count >= MODEL_CACHE_SIZE && victim)
-	{
-		for (link = &model_cache; *link != victim; link = &(*link)->next)
-			;
-		*link = victim->next;
-		MemoryContextDelete(victim->cxt);
-	}
-	lm->next = model_cache;
-	model_cache = lm;
-	return lm;
-}
-
 /*
  * The image without user u: every ROWS_USERS section loses row u, every
  * ROWS_PAIRS section the user's pairs, the CSR row starts are shifted, and
@@ -1157,6 +997,5 @@ model_without_user(PG_FUNCTION_ARGS)
 	if (model_section_entry(m, SECTION_SEEN_INDPTR) == NULL || (u = model_find_user(m, PG_GETARG_INT64(1))) < 0)
 		PG_RETURN_NULL();
 	r = model_without_user_index(m, u);
-	model_validate(r, r->image_bytes);
-	PG_RETURN_POINTER(r);
+	PG_RETURN_DATUM(model_datum(r));
 }

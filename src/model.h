@@ -151,16 +151,34 @@ extern int32 idmap_insert(IdMap *map, int64 key, int32 value);	/* returns existi
 extern IdMap *idmap_from_sorted(const int64 *ids, int32 n);
 extern int32 idmap_add(IdMap *map, int64 key);	/* next dense index when new; grows */
 
-/* Interaction triples as accumulated by the training aggregates. */
+/*
+ * Interactions as accumulated by the training aggregates: ids mapped to dense
+ * indexes as rows arrive (first-seen order), and (user, item, weight) index
+ * triples in blocks of INTERACTION_BLOCK rows: 12 bytes a row, no copy when
+ * growing.
+ */
+#define INTERACTION_BLOCK	(1 << 22)	/* 48 MB: above glibc's largest mmap threshold, so a
+										 * freed block goes back to the system; untouched
+										 * pages of a small state cost nothing */
+
+typedef struct InteractionBlock
+{
+	int32		user[INTERACTION_BLOCK];
+	int32		item[INTERACTION_BLOCK];
+	float		weight[INTERACTION_BLOCK];
+} InteractionBlock;
+
 typedef struct InteractionState
 {
+	MemoryContext cxt;
 	int64		n;
-	int64		capacity;
 	int64		null_rows;
 	Jsonb	   *options;		/* from the first row */
-	int64	   *users;
-	int64	   *items;
-	float	   *weights;
+	IdMap		users;			/* id -> first-seen index */
+	IdMap		items;
+	InteractionBlock **blocks;
+	int32		nblocks;
+	int32		max_blocks;
 } InteractionState;
 
 extern InteractionState *interactions_state_new(MemoryContext cxt);
@@ -184,12 +202,31 @@ typedef struct Interactions
 } Interactions;
 
 extern Interactions *interactions_build(InteractionState *state);	/* consumes state's triples */
+extern void interactions_adopt(Interactions *d, const ModelHeader *m);	/* use the model's copy */
+extern void interactions_check_memory(const InteractionState *st, double model_bytes, const char *algorithm);
 extern void interactions_transpose(const Interactions *in, int64 **indptr, int32 **indices, float **weights);
 
 extern ModelHeader *model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *options,
 											int32 factors, int32 neighbors, bool keep_matrix);
 
 extern ModelHeader *model_check(Datum d);
+
+/* Storage (modelstore.c): chunks, and handles for images over the value limit. */
+#define MODEL_CHUNK_BYTES	(4 * 1024 * 1024)
+typedef ModelHeader *(*ModelImageAlloc) (const ModelHeader *header, void *arg);
+extern int	model_value_limit;
+extern ModelHeader *model_hold_allocate(const ModelHeader *header);
+extern struct dsm_segment *model_held_segment(const ModelHeader *m);
+extern void model_release(ModelHeader *m);
+extern Datum model_datum(ModelHeader *m);
+extern bool model_is_handle(const struct varlena *v);
+extern ModelHeader *model_from_handle(const struct varlena *v);
+extern struct varlena *model_as_value(const ModelHeader *m);
+extern void model_write_chunks(text *name, int32 version, const ModelHeader *m);
+extern ModelHeader *model_read_chunks(text *name, int32 version, ModelImageAlloc alloc, void *arg);
+extern ModelHeader *model_load_stored(text *name, int32 version);
+extern bool model_chunks_exist(void);
+extern void modelstore_init(void);
 extern Datum model_info_jsonb(const ModelHeader *m);
 extern ModelHeader *model_without_user_index(const ModelHeader *m, int32 u);
 extern int32 model_find_user(const ModelHeader *m, int64 user);
@@ -202,19 +239,16 @@ extern const char *model_algorithm_name(int alg);
 #define KNN_DEFAULT_NEIGHBORS		100
 
 /*
- * Per-backend cache of active models, keyed by name and version: the model
- * value copied once into its own memory context, with the id maps and the
- * derived data serving needs.
+ * The active version of a model, ready to serve (modelcache.c): the image and
+ * its derived data, in a shared memory segment mapped by this backend or in
+ * this backend's own memory. Everything it points to is read-only.
  */
 typedef struct LoadedModel
 {
 	char	   *name;
 	int32		version;
-	int64		trained_at;		/* TimestampTz of the version */
-	MemoryContext cxt;
-	ModelHeader *m;
-	IdMap	   *users;			/* NULL for popularity */
-	IdMap	   *items;
+	int64		trained_at;		/* TimestampTz of the version (revised_at once rewritten) */
+	const ModelHeader *m;
 	/* sections, NULL when absent */
 	const int64 *user_ids;
 	const int64 *item_ids;
@@ -226,15 +260,33 @@ typedef struct LoadedModel
 	const float *item_factors;
 	const int32 *nbr_items;
 	const float *nbr_sim;
-	float	   *item_norms;		/* ALS: ‖y_i‖ */
-	float	   *gram;			/* ALS: YᵀY, f x f */
+	/* derived: ALS item norms ‖y_i‖ and YᵀY (f x f), fold-in parameters */
+	const float *item_norms;
+	const float *gram;
+	const uint16 *item_factors_bf16;	/* ALS: item factors rounded to bfloat16 */
+	const float *item_bf16_error;	/* ‖y_i - bf16(y_i)‖, rounded up */
 	float		regularization;
 	float		alpha;
+	/* the source it was trained from (personalize.models.source), read once */
+	char	   *source;			/* NULL: unknown (imported, or trained by 0.1.0) */
+	bool		source_read;
+	void	   *seen_plan;		/* saved SPI plan reading a user's rows there */
+	/* cache bookkeeping */
+	struct dsm_segment *segment;	/* shared mode: the mapped segment */
+	int			slot;			/* shared mode: directory slot, else -1 */
+	MemoryContext cxt;			/* backend mode: the copy; shared mode: bookkeeping */
 	uint64		last_used;
 	struct LoadedModel *next;
 } LoadedModel;
 
 extern LoadedModel *model_cache_get(text *name);
+extern const char *loaded_source(LoadedModel *lm);
+extern int32 loaded_user(const LoadedModel *lm, int64 user_id);	/* -1: unknown, or no users */
+extern int32 loaded_item(const LoadedModel *lm, int64 item_id);	/* -1: unknown */
+extern void modelcache_init(void);
+extern void serving_init(void);
+extern bool model_publish(text *name, int32 version, const ModelHeader *image);
+extern ModelHeader *model_cache_new_segment(const ModelHeader *header, void **segment);
 
 /* Options: a jsonb object; unknown keys are an error. */
 extern void options_check_keys(Jsonb *options, const char *const *allowed);
@@ -267,6 +319,27 @@ vec_axpy(int n, float alpha, const float *restrict x, float *restrict y)
 {
 	for (int i = 0; i < n; i++)
 		y[i] += alpha * x[i];
+}
+
+/* bfloat16: the upper half of a float (reduced-precision scoring; rounded to nearest even). */
+static inline uint16
+float_to_bf16(float v)
+{
+	uint32		b;
+
+	memcpy(&b, &v, sizeof(b));
+	b += 0x7FFF + ((b >> 16) & 1);
+	return (uint16) (b >> 16);
+}
+
+static inline float
+bf16_to_float(uint16 h)
+{
+	uint32		b = (uint32) h << 16;
+	float		v;
+
+	memcpy(&v, &b, sizeof(v));
+	return v;
 }
 
 /* Partial selection: the k best (score, index) pairs, best first. */

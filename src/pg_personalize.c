@@ -4,5 +4,16 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "model.h"
 
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	modelstore_init();
+	modelcache_init();
+	serving_init();
+}

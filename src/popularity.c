@@ -264,5 +264,5 @@ popularity_final(PG_FUNCTION_ARGS)
 		d.item_pop[i] = (float) items[i].weight;
 	}
 	opts = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	PG_RETURN_POINTER(model_from_interactions(MODEL_POPULARITY, &d, opts, 0, 0, false));
+	PG_RETURN_DATUM(model_datum(model_from_interactions(MODEL_POPULARITY, &d, opts, 0, 0, false)));
 }

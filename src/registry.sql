@@ -15,9 +15,12 @@ CREATE TABLE personalize.models (
 	-- its item factors still carry their influence until the next training
 	stale		boolean NOT NULL DEFAULT false,
 	revised_at	timestamptz,	-- when forget last rewrote the stored model
-	model		personalize.model NOT NULL,
 	-- the role that trained the version (last, where ALTER TABLE ADD COLUMN put it in 0.2.0)
 	owner		regrole NOT NULL DEFAULT CURRENT_USER::regrole,
+	bytes		bigint NOT NULL,	-- size of the stored image (personalize.model_chunks)
+	-- what it was trained from (a table or a query, as SQL that can follow FROM);
+	-- popularity models read who saw what there. NULL for imported models.
+	source		text,
 	PRIMARY KEY (name, version)
 );
 -- at most one active version per name; serving looks it up by this index
@@ -59,9 +62,81 @@ CREATE POLICY models_change ON personalize.models FOR UPDATE
 CREATE POLICY models_drop ON personalize.models FOR DELETE
 	USING (personalize.may_change_model(name, owner));
 
+-- The image of every version, in chunks of 4 MB (no size limit), written in the
+-- transaction that inserts the registry row and deleted with it.
+CREATE TABLE personalize.model_chunks (
+	name		text NOT NULL,
+	version		integer NOT NULL,
+	chunk		integer NOT NULL CHECK (chunk >= 0),
+	bytes		bytea NOT NULL,
+	PRIMARY KEY (name, version, chunk),
+	FOREIGN KEY (name, version) REFERENCES personalize.models (name, version) ON DELETE CASCADE ON UPDATE CASCADE
+);
+-- factors do not compress: store uncompressed, out of line
+ALTER TABLE personalize.model_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;
+COMMENT ON TABLE personalize.model_chunks IS 'stored images of the model versions, in chunks';
+SELECT pg_catalog.pg_extension_config_dump('personalize.model_chunks', '');
+-- the same rule as the registry: everyone who may read models reads them, whoever
+-- may change a model writes its chunks (dropping a version deletes them: the foreign key)
+ALTER TABLE personalize.model_chunks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_chunks_read ON personalize.model_chunks FOR SELECT USING (true);
+CREATE POLICY model_chunks_write ON personalize.model_chunks FOR INSERT
+	WITH CHECK (personalize.may_change_model(name));
+CREATE POLICY model_chunks_rewrite ON personalize.model_chunks FOR DELETE
+	USING (personalize.may_change_model(name));
+
+-- A new version of model_name holding this model: numbered in commit order,
+-- registered and stored in chunks in the caller's transaction.
+CREATE FUNCTION personalize.store_version(model_name text, model personalize.model, options jsonb,
+	seconds double precision, make_active boolean)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	info jsonb := personalize.model_info(model);
+	new_version integer;
+BEGIN
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Store it under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	PERFORM pg_advisory_xact_lock(hashtext('personalize.models'), hashtext(model_name));
+	SELECT coalesce(max(m.version), 0) + 1 INTO new_version FROM personalize.models m WHERE m.name = model_name;
+	IF make_active THEN
+		UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active;
+	END IF;
+	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, bytes)
+	VALUES (model_name, new_version, info ->> 'algorithm', options, (info ->> 'rows')::int8, (info ->> 'users')::int8,
+	        (info ->> 'items')::int8, seconds, make_active, (info ->> 'bytes')::int8);
+	PERFORM personalize.model_store(model_name, new_version, model);
+	RETURN new_version;
+END
+$$;
+COMMENT ON FUNCTION personalize.store_version(text, personalize.model, jsonb, double precision, boolean) IS
+	'register and store a model as the next version of a name (used by train and model_import)';
+
+CREATE FUNCTION personalize.model_import(model_name text, model personalize.model, activate boolean DEFAULT false)
+RETURNS integer
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+	SELECT personalize.store_version(model_name, model,
+	                                 personalize.model_info(model) -> 'options', 0, activate);
+END;
+COMMENT ON FUNCTION personalize.model_import(text, personalize.model, boolean) IS
+	'store a personalize.model value (from model_export) as the next version of a name';
+
 CREATE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
 RETURNS integer
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- the trained model stays where the aggregate built it (a handle, not a value
+-- copied by the executor and plpgsql), is stored from there and, in shared
+-- mode, becomes the shared copy without another copy
+SET personalize.model_value_limit = 1024
 -- No pinned search_path: the source is the caller's table or query and is
 -- resolved with the caller's path. Every name in the body is qualified.
 AS $$
@@ -72,7 +147,6 @@ DECLARE
 	make_active boolean;
 	started timestamptz;
 	trained personalize.model;
-	info jsonb;
 	new_version integer;
 BEGIN
 	IF model_name IS NULL OR algorithm IS NULL OR source IS NULL OR options IS NULL THEN
@@ -114,18 +188,9 @@ BEGIN
 		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
 			USING ERRCODE = '22023';
 	END IF;
-	info := personalize.model_info(trained);
-
-	-- versions of one name are numbered in commit order
-	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('personalize.models'), pg_catalog.hashtext(model_name));
-	SELECT coalesce(pg_catalog.max(m.version), 0) + 1 INTO new_version FROM personalize.models m WHERE m.name = model_name;
-	IF make_active THEN
-		UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active;
-	END IF;
-	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, model, owner)
-	VALUES (model_name, new_version, algorithm, options, (info ->> 'rows')::pg_catalog.int8, (info ->> 'users')::pg_catalog.int8,
-	        (info ->> 'items')::pg_catalog.int8, pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active, trained,
-	        CURRENT_USER::pg_catalog.regrole);
+	new_version := personalize.store_version(model_name, trained, options,
+	                                         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active);
+	UPDATE personalize.models m SET source = relation WHERE m.name = model_name AND m.version = new_version;
 	RETURN new_version;
 END
 $$;
@@ -150,6 +215,8 @@ BEGIN
 	END IF;
 	UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active AND m.version <> activate.version;
 	UPDATE personalize.models m SET active = true WHERE m.name = model_name AND m.version = activate.version AND NOT m.active;
+	-- in shared memory before commit: the first request after it finds the version ready
+	PERFORM personalize.model_prewarm(model_name, activate.version);
 END
 $$;
 COMMENT ON FUNCTION personalize.activate(text, integer) IS 'make a version the one served';
@@ -169,6 +236,7 @@ BEGIN
 			HINT = 'Ask the model''s owner or a member of personalize_admin.';
 	END IF;
 	DELETE FROM personalize.models m WHERE m.name = model_name;
+	PERFORM personalize.model_unload(model_name);
 END
 $$;
 COMMENT ON FUNCTION personalize.drop_model(text) IS 'delete every version of a model';
@@ -186,14 +254,22 @@ LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	touched integer;
+	touched integer := 0;
+	rewritten record;
 BEGIN
-	UPDATE personalize.models m
-	SET model = r.model, stale = true, revised_at = pg_catalog.clock_timestamp(), users = m.users - 1
-	FROM (SELECT x.name, x.version, personalize.model_without_user(x.model, forget_in_models.subject_id) AS model
-	      FROM personalize.models x) r
-	WHERE r.model IS NOT NULL AND m.name = r.name AND m.version = r.version;
-	GET DIAGNOSTICS touched = ROW_COUNT;
+	FOR rewritten IN
+		UPDATE personalize.models m
+		SET stale = true, revised_at = pg_catalog.clock_timestamp(), users = m.users - 1, bytes = r.bytes
+		FROM (SELECT x.name, x.version, personalize.model_forget_user(x.name, x.version, forget_in_models.subject_id) AS bytes
+		      FROM personalize.models x WHERE x.users IS NOT NULL) r
+		WHERE r.bytes IS NOT NULL AND m.name = r.name AND m.version = r.version
+		RETURNING m.name, m.version, m.active
+	LOOP
+		touched := touched + 1;
+		IF rewritten.active THEN
+			PERFORM personalize.model_prewarm(rewritten.name, rewritten.version);
+		END IF;
+	END LOOP;
 	RETURN touched;
 END
 $$;

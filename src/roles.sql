@@ -33,6 +33,9 @@ GRANT USAGE ON SCHEMA personalize TO personalize_analyst, personalize_service;
 -- models: rows that a role may change are limited by the policies in registry.sql
 GRANT SELECT ON personalize.models TO personalize_analyst, personalize_service;
 GRANT INSERT, UPDATE, DELETE ON personalize.models TO personalize_analyst;
+-- their images: read by serving, written by training (same policies, registry.sql)
+GRANT SELECT ON personalize.model_chunks TO personalize_analyst, personalize_service;
+GRANT INSERT, DELETE ON personalize.model_chunks TO personalize_analyst;
 
 -- consent state: reading a protected table evaluates its policy as the reader
 GRANT SELECT ON personalize.consents, personalize.current_consent TO personalize_analyst;

@@ -13,14 +13,18 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include "catalog/pg_type.h"
 #include "embedding.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "model.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
@@ -69,11 +73,34 @@ array_elements(ArrayType *arr, Oid type, Datum **values, const char *name)
 
 /* ---------- scoring ---------- */
 
+/*
+ * personalize.exact_scoring: score every item in float4 with OpenBLAS (its
+ * threads: the lowest latency for one client); off: a bfloat16 pass with an
+ * exact re-rank, half the bytes per request (the most requests per second
+ * when clients share the cores).
+ */
+static bool exact_scoring = true;
+
+void
+serving_init(void)
+{
+	DefineCustomBoolVariable("personalize.exact_scoring",
+							 "Score every item of an ALS model from its float4 factors.",
+							 "Off: a bfloat16 pass, then the candidates that can reach the top k are re-ranked exactly.",
+							 &exact_scoring, true, PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+static bool
+exact_scoring_off_ok(const LoadedModel *lm)
+{
+	return !exact_scoring && lm->item_factors_bf16 != NULL && lm->item_norms != NULL;
+}
+
 /* scores = Y x for every item */
 static void
 score_factors(LoadedModel *lm, const float *x, float *scores)
 {
-	ModelHeader *m = lm->m;
+	const ModelHeader *m = lm->m;
 
 	cblas_sgemv(CblasRowMajor, CblasNoTrans, m->nitems, m->factors, 1.0f,
 				lm->item_factors, m->factors, x, 1, 0.0f, scores, 1);
@@ -83,7 +110,7 @@ score_factors(LoadedModel *lm, const float *x, float *scores)
 static void
 score_neighbors(LoadedModel *lm, const int32 *items, const float *weights, int64 n, float *scores)
 {
-	ModelHeader *m = lm->m;
+	const ModelHeader *m = lm->m;
 	int			K = m->neighbors;
 	const int32	   *nbr = lm->nbr_items;
 	const float	   *sim = lm->nbr_sim;
@@ -178,6 +205,21 @@ fold_in(LoadedModel *lm, const int32 *items, const float *weights, int64 n, floa
 	pfree(b);
 }
 
+/* Approximate scores of every item from the bfloat16 factors (half the bytes to read). */
+MODEL_KERNEL static void
+score_bf16(int32 n, int f, const uint16 *restrict Yh, const float *restrict x, float *restrict out)
+{
+	for (int32 i = 0; i < n; i++)
+	{
+		const uint16 *y = Yh + (Size) i * f;
+		float		s = 0;
+
+		for (int a = 0; a < f; a++)
+			s += bf16_to_float(y[a]) * x[a];
+		out[i] = s;
+	}
+}
+
 /* ---------- output ---------- */
 
 /* Rows of a sorted heap: ([user_id,] item_id, score, rank [, reason]). */
@@ -225,6 +267,55 @@ emit_topk(ReturnSetInfo *rsinfo, LoadedModel *lm, float *scores, const bool *mas
 	pfree(top.index);
 }
 
+/*
+ * The k best items for factors x, exactly, reading mostly the bfloat16 copy
+ * of the item factors: every approximate score a_i is within
+ * δ_i = ‖x‖ (‖y_i - bf16(y_i)‖ + 1e-5 ‖y_i‖) of the exact one (Cauchy-Schwarz,
+ * plus float rounding), so the exact top k lies among the items whose a_i + δ_i
+ * reaches the k-th largest a_i - δ_i; only those are scored in float4.
+ */
+static void
+emit_topk_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, const float *x, float *scores, const bool *mask, int k,
+				  const char *reason)
+{
+	const ModelHeader *m = lm->m;
+	int			f = m->factors;
+	float		xnorm = sqrtf(vec_dot(f, x, x));
+	TopK		low,
+				top;
+	float		threshold = -INFINITY;
+
+	if (!exact_scoring_off_ok(lm))
+	{
+		score_factors(lm, x, scores);
+		emit_topk(rsinfo, lm, scores, mask, k, reason, false, 0);
+		return;
+	}
+	score_bf16(m->nitems, f, lm->item_factors_bf16, x, scores);
+	topk_init(&low, k);
+	for (int32 i = 0; i < m->nitems; i++)
+	{
+		float		lower = scores[i] - xnorm * (lm->item_bf16_error[i] + 1e-5f * lm->item_norms[i]);
+
+		if ((low.n == k && lower <= low.score[0]) || (mask && mask[i]))
+			continue;
+		topk_push(&low, lower, i);
+	}
+	if (low.n == k)
+		threshold = low.score[0];
+	topk_init(&top, k);
+	for (int32 i = 0; i < m->nitems; i++)
+	{
+		float		upper = scores[i] + xnorm * (lm->item_bf16_error[i] + 1e-5f * lm->item_norms[i]);
+
+		if (upper < threshold || (mask && mask[i]))
+			continue;
+		topk_push(&top, vec_dot(f, x, lm->item_factors + (Size) i * f), i);
+	}
+	topk_sort(&top);
+	emit_heap(rsinfo, lm, &top, reason, false, 0);
+}
+
 /* Mask of excluded items: outside candidates, in exclude. */
 static bool *
 build_mask(FunctionCallInfo fcinfo, LoadedModel *lm, int cand_arg, int excl_arg)
@@ -240,7 +331,7 @@ build_mask(FunctionCallInfo fcinfo, LoadedModel *lm, int cand_arg, int excl_arg)
 		count = array_elements(PG_GETARG_ARRAYTYPE_P(cand_arg), INT8OID, &values, "candidates");
 		for (int j = 0; j < count; j++)
 		{
-			int32		i = idmap_get(lm->items, DatumGetInt64(values[j]));
+			int32		i = loaded_item(lm, DatumGetInt64(values[j]));
 
 			if (i >= 0)
 				mask[i] = false;
@@ -251,7 +342,7 @@ build_mask(FunctionCallInfo fcinfo, LoadedModel *lm, int cand_arg, int excl_arg)
 		count = array_elements(PG_GETARG_ARRAYTYPE_P(excl_arg), INT8OID, &values, "exclude");
 		for (int j = 0; j < count; j++)
 		{
-			int32		i = idmap_get(lm->items, DatumGetInt64(values[j]));
+			int32		i = loaded_item(lm, DatumGetInt64(values[j]));
 
 			if (i >= 0)
 				mask[i] = true;
@@ -264,14 +355,14 @@ build_mask(FunctionCallInfo fcinfo, LoadedModel *lm, int cand_arg, int excl_arg)
 static int32
 find_user(LoadedModel *lm, int64 user_id)
 {
-	return lm->users ? idmap_get(lm->users, user_id) : -1;
+	return loaded_user(lm, user_id);
 }
 
 /* Scores of a known user: ALS factors or item-kNN over the user's items. */
 static void
 score_user(LoadedModel *lm, int32 u, float *scores)
 {
-	ModelHeader *m = lm->m;
+	const ModelHeader *m = lm->m;
 
 	if (m->algorithm == MODEL_ALS)
 		score_factors(lm, lm->user_factors + (Size) u * m->factors, scores);
@@ -293,6 +384,64 @@ mask_seen(LoadedModel *lm, int32 u, bool *mask)
 
 	for (int64 j = indptr[u]; j < indptr[u + 1]; j++)
 		mask[indices[j]] = true;
+}
+
+/*
+ * Popularity models keep no users: they know who saw what from the source
+ * they were trained from, read now (one indexed lookup when the source has an
+ * index on user_id). Nothing is excluded when the source is unknown.
+ */
+static void
+mask_seen_in_source(LoadedModel *lm, int64 user_id, bool *mask)
+{
+	const char *source = loaded_source(lm);
+	Datum		arg = Int64GetDatum(user_id);
+
+	if (source == NULL)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/*
+	 * A serving role may have no right to read the interactions (a service
+	 * role): then nothing is excluded, as for an unknown source. A query
+	 * source is run as it is.
+	 */
+	if (source[0] != '(')
+	{
+		bool		isnull;
+
+		if (SPI_execute_with_args("SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass($1), 'SELECT')",
+								  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(source)}, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "cannot check the privileges on the source of model \"%s\"", lm->name);
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) || isnull)
+		{
+			SPI_finish();
+			return;
+		}
+	}
+	if (lm->seen_plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(psprintf("SELECT s.item_id::pg_catalog.int8 FROM %s AS s"
+											 " WHERE s.user_id OPERATOR(pg_catalog.=) $1 AND s.item_id IS NOT NULL"
+											 " AND s.weight IS NOT NULL", source),
+									1, (Oid[]) {INT8OID});
+
+		if (p == NULL)
+			elog(ERROR, "cannot read the source of model \"%s\": %s", lm->name, SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		lm->seen_plan = p;
+	}
+	if (SPI_execute_plan(lm->seen_plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "cannot read the source of model \"%s\"", lm->name);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int32		i = loaded_item(lm, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)));
+
+		if (i >= 0)
+			mask[i] = true;
+	}
+	SPI_finish();
 }
 
 /*
@@ -323,8 +472,16 @@ recommend(PG_FUNCTION_ARGS)
 	mask = build_mask(fcinfo, lm, 4, 5);
 	if (u < 0)
 	{
+		if (lm->m->algorithm == MODEL_POPULARITY && !PG_ARGISNULL(1) && PG_GETARG_BOOL(3))
+			mask_seen_in_source(lm, PG_GETARG_INT64(1), mask);
 		score_popular(lm, scores);
 		emit_topk(rsinfo, lm, scores, mask, k, "popular", false, 0);
+	}
+	else if (lm->m->algorithm == MODEL_ALS)
+	{
+		if (PG_GETARG_BOOL(3))
+			mask_seen(lm, u, mask);
+		emit_topk_factors(rsinfo, lm, lm->user_factors + (Size) u * lm->m->factors, scores, mask, k, "model");
 	}
 	else
 	{
@@ -379,7 +536,7 @@ recommend_for(PG_FUNCTION_ARGS)
 	/* unknown items carry no information; repeated items add up, as in training */
 	for (int j = 0; j < n; j++)
 	{
-		int32		i = idmap_get(lm->items, DatumGetInt64(item_values[j]));
+		int32		i = loaded_item(lm, DatumGetInt64(item_values[j]));
 		float		w = weight_values ? DatumGetFloat4(weight_values[j]) : 1.0f;
 
 		interactions_check_weight(w);
@@ -408,8 +565,7 @@ recommend_for(PG_FUNCTION_ARGS)
 		float	   *x = palloc(sizeof(float) * lm->m->factors);
 
 		fold_in(lm, items, weights, known, x);
-		score_factors(lm, x, scores);
-		emit_topk(rsinfo, lm, scores, mask, k, "model", false, 0);
+		emit_topk_factors(rsinfo, lm, x, scores, mask, k, "model");
 	}
 	else
 	{
@@ -453,7 +609,7 @@ fold_in_factors(PG_FUNCTION_ARGS)
 	weights = palloc(sizeof(float) * Max(n, 1));
 	for (int j = 0; j < n; j++)
 	{
-		int32		i = idmap_get(lm->items, DatumGetInt64(item_values[j]));
+		int32		i = loaded_item(lm, DatumGetInt64(item_values[j]));
 
 		interactions_check_weight(DatumGetFloat4(weight_values[j]));
 		if (i < 0)
@@ -469,6 +625,207 @@ fold_in_factors(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, lm->m->factors, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT));
 }
 
+/*
+ * Push the scores of one row of a tile (items i0 ...) into a heap, skipping
+ * -Inf (seen). Once the heap is full most chunks of 16 hold no score above
+ * its worst: one vector comparison skips them.
+ */
+MODEL_KERNEL static void
+select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
+{
+	int32		j = 0;
+
+	for (; j < t; j += 16)
+	{
+		int32		n = Min(16, t - j);
+
+		if (top->n == top->k && n == 16)
+		{
+			float		worst = top->score[0];
+			int			above = 0;
+
+			for (int q = 0; q < 16; q++)
+				above |= row[j + q] >= worst;
+			if (!above)
+				continue;
+		}
+		for (int q = 0; q < n; q++)
+		{
+			float		s = row[j + q];
+
+			if (s != -INFINITY && (top->n < top->k || s >= top->score[0]))
+				topk_push(top, s, i0 + j + q);
+		}
+	}
+}
+
+/*
+ * recommend_all for ALS: blocks of BATCH_USERS users, one per thread; each
+ * thread scores its block against tiles of BATCH_ITEMS items with its own
+ * single-threaded sgemm, so the scores are selected while they are still in
+ * cache, and one heap per user carries over the tiles. Seen items are marked
+ * -Inf in the tile (scores are finite). Threads run plain C on memory
+ * allocated beforehand; the backend thread emits the rows once they are joined.
+ */
+#define BATCH_THREADS	2
+#define BATCH_USERS		256
+#define BATCH_ITEMS		2048
+
+typedef struct BatchBlock
+{
+	const float *X;
+	const float *Y;
+	const int64 *indptr;
+	const int32 *indices;
+	int			f;
+	int32		nitems;
+	int32		u0;				/* first user of the block */
+	int32		b;				/* users in the block */
+	float	   *scores;			/* BATCH_USERS x BATCH_ITEMS */
+	TopK	   *heaps;			/* one per user, sorted at the end */
+	int64	   *cursor;			/* next seen pair per user */
+} BatchBlock;
+
+static void
+batch_block_run(BatchBlock *w)
+{
+	for (int32 r = 0; r < w->b; r++)
+	{
+		w->heaps[r].n = 0;
+		w->cursor[r] = w->indptr[w->u0 + r];
+	}
+	for (int32 i0 = 0; i0 < w->nitems; i0 += BATCH_ITEMS)
+	{
+		int32		t = Min(BATCH_ITEMS, w->nitems - i0);
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, w->b, t, w->f, 1.0f,
+					w->X + (Size) w->u0 * w->f, w->f, w->Y + (Size) i0 * w->f, w->f, 0.0f, w->scores, t);
+		for (int32 r = 0; r < w->b; r++)
+		{
+			float	   *row = w->scores + (Size) r * t;
+			int64		end = w->indptr[w->u0 + r + 1];
+
+			/* the user's items are ascending: mark those in this tile */
+			while (w->cursor[r] < end && w->indices[w->cursor[r]] < i0 + t)
+			{
+				row[w->indices[w->cursor[r]] - i0] = -INFINITY;
+				w->cursor[r]++;
+			}
+			select_tile_row(row, t, i0, &w->heaps[r]);
+		}
+	}
+	for (int32 r = 0; r < w->b; r++)
+		topk_sort(&w->heaps[r]);
+}
+
+static void *
+batch_worker_main(void *arg)
+{
+	batch_block_run((BatchBlock *) arg);
+	return NULL;
+}
+
+static const float *popularity_order_scores;
+
+static int
+cmp_popularity(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+	float		sx = popularity_order_scores[x],
+				sy = popularity_order_scores[y];
+
+	if (sx != sy)
+		return sx > sy ? -1 : 1;
+	return (x > y) - (x < y);
+}
+
+/*
+ * recommend_all for a popularity model: every user of its source (read now,
+ * in user order), the k most popular items the user has not seen.
+ */
+static void
+recommend_all_popular(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
+{
+	const char *source = loaded_source(lm);
+	int32		n = lm->m->nitems;
+	int32	   *order = palloc(sizeof(int32) * n);
+	bool	   *seen = palloc0(sizeof(bool) * n);
+	int32	   *touched = palloc(sizeof(int32) * n);
+	int32		ntouched = 0;
+	int64		current = 0;
+	bool		have_user = false;
+	Portal		portal;
+	TopK		top;
+
+	if (source == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("popularity model \"%s\" does not know the source it was trained from", lm->name),
+				 errhint("Train it with personalize.train(), which records the source.")));
+	for (int32 i = 0; i < n; i++)
+		order[i] = i;
+	popularity_order_scores = lm->item_pop;
+	qsort(order, n, sizeof(int32), cmp_popularity);
+	topk_init(&top, k);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT s.user_id::pg_catalog.int8, s.item_id::pg_catalog.int8 FROM %s AS s"
+												" WHERE s.user_id IS NOT NULL AND s.item_id IS NOT NULL AND s.weight IS NOT NULL"
+												" ORDER BY 1", source),
+									   0, NULL, NULL, NULL, true, 0);
+	for (;;)
+	{
+		uint64		rows;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, 10000);
+		rows = SPI_processed;
+		for (uint64 r = 0; r <= rows; r++)
+		{
+			bool		isnull;
+			int64		user = 0;
+			int32		i = -1;
+
+			if (r < rows)
+			{
+				user = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+				i = loaded_item(lm, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull)));
+			}
+			if (have_user && (r == rows ? rows == 0 : user != current))
+			{
+				/* the k most popular unseen items, in popularity order */
+				top.n = 0;
+				for (int32 j = 0; j < n && top.n < k; j++)
+					if (!seen[order[j]])
+					{
+						top.score[top.n] = lm->item_pop[order[j]];
+						top.index[top.n++] = order[j];
+					}
+				emit_heap(rsinfo, lm, &top, NULL, true, current);
+				while (ntouched > 0)
+					seen[touched[--ntouched]] = false;
+				have_user = false;
+			}
+			if (r == rows)
+				break;
+			current = user;
+			have_user = true;
+			if (i >= 0 && !seen[i])
+			{
+				seen[i] = true;
+				touched[ntouched++] = i;
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+		if (rows == 0)
+			break;
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+}
+
 /* recommend_all(model_name, k) -> (user_id, item_id, score, rank), seen items excluded */
 PG_FUNCTION_INFO_V1(recommend_all);
 Datum
@@ -476,7 +833,7 @@ recommend_all(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LoadedModel *lm;
-	ModelHeader *m;
+	const ModelHeader *m;
 	int32		k;
 	const int64 *user_ids;
 	bool	   *mask;
@@ -491,78 +848,78 @@ recommend_all(PG_FUNCTION_ARGS)
 	k = PG_GETARG_INT32(1);
 	check_k(lm, k);
 	if (m->algorithm == MODEL_POPULARITY)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model \"%s\" is a popularity model and keeps no users", lm->name),
-				 errhint("Use personalize.recommend() with the user's seen items in exclude.")));
+	{
+		recommend_all_popular(rsinfo, lm, k);
+		return (Datum) 0;
+	}
 	user_ids = lm->user_ids;
 	mask = palloc0(sizeof(bool) * m->nitems);
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "recommend_all", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(tmp);
 	if (m->algorithm == MODEL_ALS)
 	{
-		/*
-		 * Tiles of 64 users x 4096 items, one sgemm each, so the scores are
-		 * selected while they are still in cache; one heap per user of the
-		 * block carries over the item tiles. Seen items are marked -Inf in
-		 * the tile (scores are finite) and skipped.
-		 */
-		const int32 ublock = 64,
-					itile = 4096;
-		float	   *scores = palloc(sizeof(float) * ublock * itile);
-		const float	   *X = lm->user_factors;
-		const float	   *Y = lm->item_factors;
-		const int64	   *indptr = lm->indptr;
-		const int32	   *indices = lm->seen_items;
-		TopK	   *heaps = palloc(sizeof(TopK) * ublock);
-		int64	   *cursor = palloc(sizeof(int64) * ublock);
+		BatchBlock	blocks[BATCH_THREADS];
+		int			blas_threads = openblas_get_num_threads();
 
-		for (int r = 0; r < ublock; r++)
-			topk_init(&heaps[r], k);
-		for (int32 u0 = 0; u0 < m->nusers; u0 += ublock)
+		for (int t = 0; t < BATCH_THREADS; t++)
 		{
-			int32		b = Min(ublock, m->nusers - u0);
+			BatchBlock *w = &blocks[t];
 
-			CHECK_FOR_INTERRUPTS();
-			for (int32 r = 0; r < b; r++)
+			w->X = lm->user_factors;
+			w->Y = lm->item_factors;
+			w->indptr = lm->indptr;
+			w->indices = lm->seen_items;
+			w->f = m->factors;
+			w->nitems = m->nitems;
+			w->scores = palloc(sizeof(float) * BATCH_USERS * BATCH_ITEMS);
+			w->heaps = palloc(sizeof(TopK) * BATCH_USERS);
+			w->cursor = palloc(sizeof(int64) * BATCH_USERS);
+			for (int r = 0; r < BATCH_USERS; r++)
+				topk_init(&w->heaps[r], k);
+		}
+		/* each thread runs its own single-threaded sgemm on its own users */
+		openblas_set_num_threads(1);
+		PG_TRY();
+		{
+			for (int32 u0 = 0; u0 < m->nusers; u0 += BATCH_THREADS * BATCH_USERS)
 			{
-				heaps[r].n = 0;
-				cursor[r] = indptr[u0 + r];
-			}
-			for (int32 i0 = 0; i0 < m->nitems; i0 += itile)
-			{
-				int32		t = Min(itile, m->nitems - i0);
+				pthread_t	tid[BATCH_THREADS];
+				bool		started[BATCH_THREADS] = {false};
+				int			nblocks = 0;
+				sigset_t	all,
+							sigs;
 
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, t, m->factors, 1.0f,
-							X + (Size) u0 * m->factors, m->factors, Y + (Size) i0 * m->factors, m->factors,
-							0.0f, scores, t);
-				for (int32 r = 0; r < b; r++)
+				CHECK_FOR_INTERRUPTS();
+				for (int t = 0; t < BATCH_THREADS && u0 + t * BATCH_USERS < m->nusers; t++)
 				{
-					float	   *row = scores + (Size) r * t;
-					TopK	   *top = &heaps[r];
-					int64		end = indptr[u0 + r + 1];
-
-					/* the user's items are ascending: mark those in this tile */
-					while (cursor[r] < end && indices[cursor[r]] < i0 + t)
-					{
-						row[indices[cursor[r]] - i0] = -INFINITY;
-						cursor[r]++;
-					}
-					for (int32 j = 0; j < t; j++)
-					{
-						if (top->n == k && row[j] < top->score[0])
-							continue;
-						if (row[j] != -INFINITY)
-							topk_push(top, row[j], i0 + j);
-					}
+					blocks[t].u0 = u0 + t * BATCH_USERS;
+					blocks[t].b = Min(BATCH_USERS, m->nusers - blocks[t].u0);
+					nblocks++;
 				}
-			}
-			for (int32 r = 0; r < b; r++)
-			{
-				topk_sort(&heaps[r]);
-				emit_heap(rsinfo, lm, &heaps[r], NULL, true, user_ids[u0 + r]);
+				/* workers must never run a PostgreSQL signal handler */
+				sigfillset(&all);
+				pthread_sigmask(SIG_BLOCK, &all, &sigs);
+				for (int t = 1; t < nblocks; t++)
+					started[t] = pthread_create(&tid[t], NULL, batch_worker_main, &blocks[t]) == 0;
+				pthread_sigmask(SIG_SETMASK, &sigs, NULL);
+				batch_block_run(&blocks[0]);
+				for (int t = 1; t < nblocks; t++)
+				{
+					if (started[t])
+						pthread_join(tid[t], NULL);
+					else
+						batch_block_run(&blocks[t]);
+				}
+				for (int t = 0; t < nblocks; t++)
+					for (int32 r = 0; r < blocks[t].b; r++)
+						emit_heap(rsinfo, lm, &blocks[t].heaps[r], NULL, true, user_ids[blocks[t].u0 + r]);
 			}
 		}
+		PG_FINALLY();
+		{
+			openblas_set_num_threads(blas_threads);
+		}
+		PG_END_TRY();
 	}
 	else
 	{
@@ -590,7 +947,7 @@ similar_items(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LoadedModel *lm;
-	ModelHeader *m;
+	const ModelHeader *m;
 	int32		k,
 				i;
 	float	   *scores;
@@ -607,7 +964,7 @@ similar_items(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("model \"%s\" is a popularity model and has no item similarities", lm->name)));
-	if (PG_ARGISNULL(1) || (i = idmap_get(lm->items, PG_GETARG_INT64(1))) < 0)
+	if (PG_ARGISNULL(1) || (i = loaded_item(lm, PG_GETARG_INT64(1))) < 0)
 		return (Datum) 0;		/* unknown item: no rows */
 	scores = palloc(sizeof(float) * m->nitems);
 	mask = palloc0(sizeof(bool) * m->nitems);
@@ -650,8 +1007,8 @@ Datum
 model_score(PG_FUNCTION_ARGS)
 {
 	LoadedModel *lm = model_cache_get(PG_GETARG_TEXT_PP(0));
-	ModelHeader *m = lm->m;
-	int32		i = idmap_get(lm->items, PG_GETARG_INT64(2));
+	const ModelHeader *m = lm->m;
+	int32		i = loaded_item(lm, PG_GETARG_INT64(2));
 	int32		u;
 
 	if (i < 0)
@@ -690,7 +1047,7 @@ emit_embeddings(FunctionCallInfo fcinfo, bool users)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LoadedModel *lm;
-	ModelHeader *m;
+	const ModelHeader *m;
 	int32		n;
 	const int64 *ids;
 	const float *factors;

@@ -161,7 +161,7 @@ CREATE TRIGGER crash_probe BEFORE DELETE ON personalize.consents
 -- what must survive every crash
 CREATE VIEW crash.registry AS
 SELECT name, version, active, stale, owner::text AS owner, trained_at, revised_at, algorithm, rows, users, items,
-       md5(personalize.model_send(model)) AS model_md5
+       md5(personalize.model_send(personalize.model_export(name, version))) AS model_md5
 FROM personalize.models;
 CREATE VIEW crash.served AS
 SELECT 'recommend' AS fn, m.name, u.user_id AS arg, r.item_id, r.score, r.rank, r.reason
@@ -197,7 +197,8 @@ BEGIN
   IF bad IS NOT NULL THEN
     RAISE EXCEPTION 'names without exactly one active version: %', bad;
   END IF;
-  SELECT count(*) INTO n FROM personalize.models WHERE personalize.model_info(model) IS NULL;
+  SELECT count(*) INTO n FROM personalize.models m
+  WHERE personalize.model_info(personalize.model_export(m.name, m.version)) IS NULL;
   IF n > 0 THEN
     RAISE EXCEPTION '% stored models are unreadable', n;
   END IF;

@@ -2,7 +2,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(35);
+SELECT plan(36);
 
 CREATE TABLE inter AS SELECT (g % 20)::bigint AS user_id, (g % 13)::bigint AS item_id, 1::real AS weight
 FROM generate_series(1, 200) g;
@@ -40,7 +40,8 @@ SELECT throws_ok($$SELECT * FROM recommend('als', 1, 3, true, '{1,NULL}')$$, '22
 SELECT throws_ok($$SELECT * FROM recommend_for('als', '{1,2}', '{1}')$$, '2202E', 'items and weights must have the same length, not 2 and 1', 'weights length');
 SELECT throws_ok($$SELECT * FROM recommend_for('als', '{1}', '{-1}')$$, '22000', NULL, 'negative fold-in weight');
 SELECT throws_ok($$SELECT * FROM similar_items('pop', 1)$$, '0A000', 'model "pop" is a popularity model and has no item similarities', 'similar_items on popularity');
-SELECT throws_ok($$SELECT * FROM recommend_all('pop')$$, '0A000', 'model "pop" is a popularity model and keeps no users', 'recommend_all on popularity');
+SELECT lives_ok($$SELECT model_import('pop_imported', model_export('pop', 1), true)$$, 'import a popularity model');
+SELECT throws_ok($$SELECT * FROM recommend_all('pop_imported')$$, '0A000', 'popularity model "pop_imported" does not know the source it was trained from', 'recommend_all on a popularity model without source');
 SELECT throws_ok($$SELECT * FROM item_embeddings('knn')$$, '0A000', 'model "knn" is not an ALS model and has no embeddings', 'embeddings of item-kNN');
 SELECT is((SELECT count(*) FROM similar_items('als', 424242)), 0::bigint, 'unknown item: no similar items');
 UPDATE models SET active = false WHERE name = 'als';

@@ -43,9 +43,9 @@ SELECT results_eq(
       LATERAL recommend(m.model, 7, 5) r ORDER BY 1, 3$$,
   $$SELECT * FROM before ORDER BY 1, 3$$,
   'another user is served exactly as before');
-SELECT ok(personalize.model_without_user((SELECT model FROM personalize.models WHERE name = 'forget_als' AND version = 1), 42)
+SELECT ok(personalize.model_without_user(personalize.model_export('forget_als', 1), 42)
           IS NULL, 'model_without_user: NULL once the user is gone');
-SELECT ok(personalize.model_without_user((SELECT model FROM personalize.models WHERE name = 'forget_pop'), 7)
+SELECT ok(personalize.model_without_user(personalize.model_export('forget_pop', 1), 7)
           IS NULL, 'model_without_user: NULL for a model without users');
 
 -- training as an analyst on a consent-protected table sees only consented subjects
@@ -54,6 +54,7 @@ GRANT USAGE ON SCHEMA personalize TO forget_analyst;
 GRANT SELECT ON shop_events TO forget_analyst;
 GRANT SELECT ON personalize.consents TO forget_analyst;
 GRANT SELECT, INSERT, UPDATE ON personalize.models TO forget_analyst;
+GRANT SELECT, INSERT ON personalize.model_chunks TO forget_analyst;
 SELECT is((SELECT count(set_consent(u, 'personalization', u % 4 <> 0)) FROM generate_series(1, 200) u), 200::bigint,
           'consent recorded: every fourth user declines');
 SELECT protect('shop_events', 'user_id', 'personalization');

@@ -3,7 +3,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(11);
+SELECT plan(12);
 
 CREATE TABLE big AS
 SELECT (g % 5000)::bigint AS user_id, ((g::bigint * 7919) % 3000) AS item_id, ((g % 3) + 1)::real AS weight
@@ -48,6 +48,7 @@ SELECT is((SELECT k::text FROM par), (SELECT k::text FROM ser), 'parallel item-k
 CREATE ROLE pgp_models_analyst;
 GRANT USAGE ON SCHEMA personalize TO pgp_models_analyst;
 GRANT SELECT, INSERT, UPDATE ON personalize.models TO pgp_models_analyst;
+GRANT SELECT, INSERT ON personalize.model_chunks TO pgp_models_analyst;
 GRANT SELECT ON big TO pgp_models_analyst;
 ALTER TABLE big ENABLE ROW LEVEL SECURITY;
 CREATE POLICY only_small_users ON big FOR SELECT TO pgp_models_analyst USING (user_id < 100);
@@ -59,13 +60,25 @@ SELECT is((SELECT rows FROM models WHERE name = 'rls'), (SELECT count(*) FROM bi
 
 -- recommend_all (tiles of 64 users x 4096 items, sgemm) agrees with recommend (sgemv)
 -- for every user, across tile boundaries of both users and items
-CREATE TABLE wide AS SELECT (g % 150)::bigint AS user_id, ((g::bigint * 7919) % 9000) AS item_id, 1::real AS weight
+CREATE TABLE wide AS SELECT (g % 700)::bigint AS user_id, ((g::bigint * 7919) % 9000) AS item_id, 1::real AS weight
 FROM generate_series(1, 60000) g;
 SELECT is(train('wide', 'als', 'wide', '{"factors": 16, "iterations": 2}'), 1, 'train a model with 9000 items');
 CREATE TEMP TABLE ra AS SELECT * FROM recommend_all('wide', 5);
 SELECT is((SELECT count(*) FILTER (WHERE r.item_id = a.item_id AND abs(r.score - a.score) < 1e-5)
            FROM ra a JOIN LATERAL recommend('wide', a.user_id, 5) r ON r.rank = a.rank),
-          150 * 5::bigint, 'recommend_all equals recommend for all 150 users');
+          700 * 5::bigint, 'recommend_all equals recommend for all 700 users (blocks of 256 users on two threads)');
+
+-- recommend reads bfloat16 factors, then re-ranks exactly: the same top k as scoring
+-- every item in float4 (personalize.exact_scoring), for every user; float4 sums in
+-- another order may swap two items whose scores agree to 1e-6 (a tie), nothing else
+SET LOCAL personalize.exact_scoring = off;
+CREATE TEMP TABLE approx AS SELECT u, r.* FROM generate_series(0, 699) u, LATERAL recommend('wide', u, 10) r;
+SET LOCAL personalize.exact_scoring = on;
+SELECT is((SELECT count(*) FROM approx a JOIN LATERAL recommend('wide', a.u, 10) r ON r.rank = a.rank
+           WHERE abs(r.score - a.score) <= 1e-6 * greatest(1e-3, abs(r.score))
+             AND (r.item_id = a.item_id OR EXISTS (SELECT FROM approx b WHERE b.u = a.u AND b.item_id = r.item_id
+                                                   AND abs(b.score - r.score) <= 1e-6 * greatest(1e-3, abs(r.score))))),
+          700 * 10::bigint, 'reduced-precision scoring returns the exact top 10 for all 700 users');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -77,7 +77,7 @@ unix_socket_directories = '$work/sock'
 port = 5432
 jit = off
 fsync = off
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = 'pg_cron,pg_personalize'
 cron.database_name = 'postgres'
 max_worker_processes = 16
 CONF

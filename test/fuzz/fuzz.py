@@ -106,7 +106,7 @@ DECLARE
   msg text;
 BEGIN
   BEGIN
-    UPDATE personalize.models SET model = m, revised_at = pg_catalog.clock_timestamp() WHERE name = 'fuzz';
+    PERFORM personalize.model_import('fuzz', m, true);   -- validated where every stored model is
 {calls}
     RAISE SQLSTATE 'PZFZ0';
   EXCEPTION WHEN SQLSTATE 'PZFZ0' THEN
@@ -310,9 +310,8 @@ class Fuzzer:
             ("itemknn_fit", '{"neighbors": 2, "shrinkage": 1}', "tiny"),
             ("als_fit", '{"factors": 2, "iterations": 1, "seed": 3}', "tiny"),
         ]] + [format1_model()]
-        conn.execute("INSERT INTO personalize.models (name, version, algorithm, rows, users, items, seconds, "
-                     "active, model) SELECT 'fuzz', 1, 'als', 0, 0, 0, 0, true, "
-                     "personalize.als_fit(user_id, item_id, weight, '{\"factors\": 2}') FROM fuzz.tiny")
+        conn.execute("SELECT personalize.model_import('fuzz', "
+                     "personalize.als_fit(user_id, item_id, weight, '{\"factors\": 2}'), true) FROM fuzz.tiny")
         self.embedding_texts = ["[1,2,3]", "[0]", " [ -0.5 , 1e-45 , 3.4028235e38 ] ", "[1e-38,2,-3,4]",
                                 "[" + ",".join(str(i % 7) for i in range(300)) + "]"]
         self.embeddings = [bytes(one(f"SELECT personalize.embedding_send('{t}')")) for t in self.embedding_texts]

@@ -13,6 +13,12 @@ BEGIN
     END IF;
   END LOOP;
 
+  SELECT count(*) INTO mismatches FROM public.upgrade_images i
+  WHERE md5(personalize.model_export(i.name, i.version)::text) IS DISTINCT FROM i.image;
+  IF mismatches > 0 OR (SELECT count(*) FROM public.upgrade_images) = 0 THEN
+    RAISE EXCEPTION 'upgrade changed % stored models (or kept none)', mismatches;
+  END IF;
+
   WITH now_served AS (
     SELECT 'recommend' AS fn, m.name, u.user_id, r.item_id, r.score, r.rank
     FROM (VALUES ('up_pop'), ('up_knn'), ('up_als')) m(name), generate_series(0, 40, 4) u(user_id),
@@ -28,8 +34,8 @@ BEGIN
   IF mismatches > 0 THEN
     RAISE EXCEPTION 'serving after the upgrade differs in % rows', mismatches;
   END IF;
-  RAISE NOTICE 'upgrade kept % catalog tables and % served rows', (SELECT count(*) FROM public.upgrade_rows),
-    (SELECT count(*) FROM public.upgrade_served);
+  RAISE NOTICE 'upgrade kept % catalog tables, % stored models and % served rows', (SELECT count(*) FROM public.upgrade_rows),
+    (SELECT count(*) FROM public.upgrade_images), (SELECT count(*) FROM public.upgrade_served);
 END $$;
 
 -- What 0.2.0 adds to data written by 0.1.0: models belong to the extension's

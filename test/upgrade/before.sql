@@ -46,9 +46,15 @@ CREATE TABLE public.upgrade_rows AS
 SELECT cfg.rel::regclass::text AS tbl, NULL::text AS columns, NULL::text[] AS rows
 FROM pg_extension e, LATERAL unnest(e.extconfig) AS cfg(rel)
 WHERE e.extname = 'pg_personalize' AND (SELECT relkind FROM pg_class WHERE oid = cfg.rel) = 'r';
+-- (0.2.0 moves personalize.models.model into personalize.model_chunks: the
+-- images are compared on their own, through public.upgrade_images)
 UPDATE public.upgrade_rows SET columns = (
   SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-  WHERE attrelid = tbl::regclass AND attnum > 0 AND NOT attisdropped);
+  WHERE attrelid = tbl::regclass AND attnum > 0 AND NOT attisdropped
+    AND NOT (tbl = 'personalize.models' AND attname = 'model'));
+-- every stored model as the format-2 image the new version must store (model_in converts)
+CREATE TABLE public.upgrade_images AS
+SELECT name, version, md5(model::text::personalize.model::text) AS image FROM personalize.models;
 DO $$
 DECLARE r record; rows_now text[];
 BEGIN
