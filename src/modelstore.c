@@ -232,7 +232,7 @@ write_chunks(text *name, int32 version, const ModelHeader *m)
 		CHECK_FOR_INTERRUPTS();
 		memcpy(VARDATA(buf), (const char *) m + off, len);
 		if (off == 0)			/* stored images carry no varlena header */
-			((ModelHeader *) VARDATA(buf))->vl_len_ = 0;
+			memset(VARDATA(buf) + offsetof(ModelHeader, vl_len_), 0, sizeof(int32));
 		SET_VARSIZE(buf, VARHDRSZ + len);
 		args[2] = Int32GetDatum(chunk);
 		args[3] = PointerGetDatum(buf);
@@ -301,13 +301,14 @@ model_read_chunks(text *name, int32 version, ModelImageAlloc alloc, void *arg)
 			model_corrupt("stored chunks are not contiguous");
 		if (m == NULL)
 		{
-			const ModelHeader *h = (const ModelHeader *) VARDATA_ANY(bytes);
+			ModelHeader h;		/* aligned copy: bytea data is not */
 
-			if (h->magic != MODEL_MAGIC || h->image_bytes < offsetof(ModelHeader, section))
+			memcpy(&h, VARDATA_ANY(bytes), offsetof(ModelHeader, section));
+			if (h.magic != MODEL_MAGIC || h.image_bytes < offsetof(ModelHeader, section))
 				model_corrupt("bad header");
-			image_bytes = h->image_bytes;
+			image_bytes = h.image_bytes;
 			MemoryContextSwitchTo(caller);
-			m = alloc ? alloc(h, arg) : MemoryContextAllocHuge(caller, image_bytes);
+			m = alloc ? alloc(&h, arg) : MemoryContextAllocHuge(caller, image_bytes);
 			MemoryContextSwitchTo(chunk_cxt);
 		}
 		if (len > image_bytes - off)
