@@ -20,6 +20,7 @@
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "progress.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -126,6 +127,7 @@ interactions_transfn(PG_FUNCTION_ARGS)
 		st = interactions_state_new(cxt);
 	else
 		st = (InteractionState *) PG_GETARG_POINTER(0);
+	progress_count_row();
 
 	if (st->options == NULL && !PG_ARGISNULL(4))
 		state_set_options(st, PG_GETARG_JSONB_P(4));
@@ -419,6 +421,7 @@ interactions_build(InteractionState *st)
 	ItemWeight *pairs;
 	int64		out;
 
+	progress_set_phase(PROGRESS_BUILDING);
 	d->rows = n;
 	d->null_rows = st->null_rows;
 	d->nusers = st->users.count;
