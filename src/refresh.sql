@@ -323,8 +323,7 @@ BEGIN
 				DROP TABLE pg_temp.personalize_refresh_champion;
 			END IF;
 			-- the challenger serves for the comparison, visible to this transaction only
-			UPDATE personalize.models m SET active = (m.version = run.challenger_version)
-			WHERE m.name = model_name AND (m.active OR m.version = run.challenger_version);
+			PERFORM personalize.activate(model_name, run.challenger_version);
 			IF evaluation_users > 0 THEN
 				PERFORM personalize.refresh_recommendations(model_name, k, 'personalize_refresh_challenger');
 				SELECT to_jsonb(x) INTO run.challenger_metrics
@@ -353,8 +352,7 @@ BEGIN
 			END IF;
 			PERFORM personalize.report_progress('refresh', 'storing');
 			IF run.status = 'kept' THEN
-				UPDATE personalize.models m SET active = (m.version = champion.version)
-				WHERE m.name = model_name AND (m.active OR m.version = champion.version);
+				PERFORM personalize.activate(model_name, champion.version);
 			END IF;
 			-- 6. retention: the newest versions, and always the active one
 			DELETE FROM personalize.models m
