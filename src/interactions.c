@@ -203,6 +203,7 @@ interactions_combine(PG_FUNCTION_ARGS)
 		a = interactions_state_new(cxt);
 	if (a->options == NULL && b->options != NULL)
 		state_set_options(a, b->options);
+	progress_take_over_rows(b->n + b->null_rows);
 	state_merge(a, b);
 	/* b is a worker's deserialized state, not used again: free it now, not at the end */
 	for (int32 i = 0; i < b->nblocks; i++)
@@ -236,6 +237,7 @@ interactions_serialize(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("partial aggregate state of " INT64_FORMAT " interactions exceeds 1 GB", st->n),
 				 errhint("Disable parallel query for this training (max_parallel_workers_per_gather = 0).")));
+	progress_hand_over_rows(st->n + st->null_rows);
 	out = palloc(size);
 	SET_VARSIZE(out, size);
 	p = VARDATA(out);

@@ -104,6 +104,26 @@ progress_flush_rows(void)
 	pgstat_progress_update_param(SLOT_ROWS, MyBEEntry->st_progress_param[SLOT_ROWS] + rows);
 }
 
+/*
+ * A partial aggregate state leaves the process that read its rows (serialize)
+ * and joins the leader's (combine): the count moves with it, so a worker's
+ * rows still count after the worker has exited.
+ */
+void
+progress_hand_over_rows(int64 rows)
+{
+	progress_flush_rows();
+	if (own_record_valid())
+		pgstat_progress_update_param(SLOT_ROWS, MyBEEntry->st_progress_param[SLOT_ROWS] - rows);
+}
+
+void
+progress_take_over_rows(int64 rows)
+{
+	if (own_record_valid() && leader_pid() == MyProcPid)
+		pgstat_progress_update_param(SLOT_ROWS, MyBEEntry->st_progress_param[SLOT_ROWS] + rows);
+}
+
 void
 progress_set_phase(ProgressPhase phase)
 {

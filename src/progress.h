@@ -22,6 +22,8 @@ typedef enum ProgressPhase
 
 extern int64 progress_pending_rows;
 extern void progress_flush_rows(void);
+extern void progress_hand_over_rows(int64 rows);
+extern void progress_take_over_rows(int64 rows);
 extern void progress_set_phase(ProgressPhase phase);
 extern void progress_set_iteration(int iteration, int iterations, double loss);
 
