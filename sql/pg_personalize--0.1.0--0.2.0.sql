@@ -857,7 +857,7 @@ COMMENT ON AGGREGATE personalize.interaction_profile(bigint, bigint, double prec
 -- The checks, their default severity and threshold, in the order they are reported.
 CREATE FUNCTION personalize.quality_check_defaults()
 RETURNS TABLE (check_name text, severity text, threshold jsonb, description text)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	VALUES ('rows', 'error', '1'::jsonb, 'at least this many rows'),
@@ -879,7 +879,7 @@ COMMENT ON FUNCTION personalize.quality_check_defaults() IS 'the data-quality ch
 -- Options of check_interactions, validated, as the settings of interaction_profile.
 CREATE FUNCTION personalize.quality_settings(options jsonb, columns text[])
 RETURNS jsonb
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -893,7 +893,7 @@ DECLARE
 	skip text[];
 	settings jsonb;
 BEGIN
-	IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+	IF jsonb_typeof(options) <> 'object' THEN
 		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
 	END IF;
 	FOR key IN SELECT jsonb_object_keys(options) LOOP
@@ -957,7 +957,7 @@ COMMENT ON FUNCTION personalize.quality_settings(jsonb, text[]) IS 'check_intera
 -- check cannot be evaluated (skipped, no occurred_at column, no active model).
 CREATE FUNCTION personalize.quality_checks(profile jsonb, options jsonb DEFAULT '{}', columns text[] DEFAULT ARRAY['user_id', 'item_id', 'weight', 'occurred_at'])
 RETURNS TABLE (check_name text, severity text, passed boolean, observed double precision, threshold double precision, detail text)
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1051,8 +1051,8 @@ DECLARE
 	settings jsonb;
 	profile jsonb;
 BEGIN
-	IF source IS NULL THEN
-		RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+	IF source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'source and options must not be NULL' USING ERRCODE = '22004';
 	END IF;
 	columns := personalize.source_columns(source);
 	IF NOT columns OPERATOR(pg_catalog.@>) ARRAY['user_id', 'item_id'] THEN
@@ -1182,7 +1182,7 @@ SELECT pg_catalog.pg_extension_config_dump('personalize.refresh_runs_run_id_seq'
 -- The gate's keys with their defaults; register_refresh and refresh read it.
 CREATE FUNCTION personalize.refresh_gate(gate jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1305,7 +1305,7 @@ COMMENT ON FUNCTION personalize.unregister_refresh(text) IS 'forget how a model 
 -- Announce a run on channel personalize_refresh (delivered at commit).
 CREATE FUNCTION personalize.refresh_notify(run personalize.refresh_runs)
 RETURNS void
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT pg_notify('personalize_refresh', jsonb_build_object(
@@ -1321,7 +1321,7 @@ COMMENT ON FUNCTION personalize.refresh_notify(personalize.refresh_runs) IS 'NOT
 -- what each user had before the cutoff (the same candidates for champion and challenger).
 CREATE FUNCTION personalize.refresh_recommendations(model_name text, k integer, target text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -1568,7 +1568,7 @@ COMMENT ON VIEW personalize.refresh_status IS 'last refresh run of each register
 -- The connection to pg_cron's database, or NULL when pg_cron's schema is here.
 CREATE FUNCTION personalize.cron_connection()
 RETURNS text
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1688,7 +1688,7 @@ COMMENT ON FUNCTION personalize.unschedule_refresh(text) IS 'remove the pg_cron 
 CREATE FUNCTION personalize.refresh_job_rows()
 RETURNS TABLE (job_name text, jobid bigint, schedule text, active boolean, username text,
                last_status text, last_start timestamptz, last_end timestamptz, last_message text)
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -30,7 +30,7 @@ COMMENT ON AGGREGATE personalize.interaction_profile(bigint, bigint, double prec
 -- The checks, their default severity and threshold, in the order they are reported.
 CREATE FUNCTION personalize.quality_check_defaults()
 RETURNS TABLE (check_name text, severity text, threshold jsonb, description text)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	VALUES ('rows', 'error', '1'::jsonb, 'at least this many rows'),
@@ -52,7 +52,7 @@ COMMENT ON FUNCTION personalize.quality_check_defaults() IS 'the data-quality ch
 -- Options of check_interactions, validated, as the settings of interaction_profile.
 CREATE FUNCTION personalize.quality_settings(options jsonb, columns text[])
 RETURNS jsonb
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -66,7 +66,7 @@ DECLARE
 	skip text[];
 	settings jsonb;
 BEGIN
-	IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+	IF jsonb_typeof(options) <> 'object' THEN
 		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
 	END IF;
 	FOR key IN SELECT jsonb_object_keys(options) LOOP
@@ -130,7 +130,7 @@ COMMENT ON FUNCTION personalize.quality_settings(jsonb, text[]) IS 'check_intera
 -- check cannot be evaluated (skipped, no occurred_at column, no active model).
 CREATE FUNCTION personalize.quality_checks(profile jsonb, options jsonb DEFAULT '{}', columns text[] DEFAULT ARRAY['user_id', 'item_id', 'weight', 'occurred_at'])
 RETURNS TABLE (check_name text, severity text, passed boolean, observed double precision, threshold double precision, detail text)
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -224,8 +224,8 @@ DECLARE
 	settings jsonb;
 	profile jsonb;
 BEGIN
-	IF source IS NULL THEN
-		RAISE EXCEPTION 'source must not be NULL' USING ERRCODE = '22004';
+	IF source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'source and options must not be NULL' USING ERRCODE = '22004';
 	END IF;
 	columns := personalize.source_columns(source);
 	IF NOT columns OPERATOR(pg_catalog.@>) ARRAY['user_id', 'item_id'] THEN

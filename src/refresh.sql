@@ -62,7 +62,7 @@ SELECT pg_catalog.pg_extension_config_dump('personalize.refresh_runs_run_id_seq'
 -- The gate's keys with their defaults; register_refresh and refresh read it.
 CREATE FUNCTION personalize.refresh_gate(gate jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -185,7 +185,7 @@ COMMENT ON FUNCTION personalize.unregister_refresh(text) IS 'forget how a model 
 -- Announce a run on channel personalize_refresh (delivered at commit).
 CREATE FUNCTION personalize.refresh_notify(run personalize.refresh_runs)
 RETURNS void
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT pg_notify('personalize_refresh', jsonb_build_object(
@@ -201,7 +201,7 @@ COMMENT ON FUNCTION personalize.refresh_notify(personalize.refresh_runs) IS 'NOT
 -- what each user had before the cutoff (the same candidates for champion and challenger).
 CREATE FUNCTION personalize.refresh_recommendations(model_name text, k integer, target text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

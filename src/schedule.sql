@@ -11,7 +11,7 @@
 -- The connection to pg_cron's database, or NULL when pg_cron's schema is here.
 CREATE FUNCTION personalize.cron_connection()
 RETURNS text
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -131,7 +131,7 @@ COMMENT ON FUNCTION personalize.unschedule_refresh(text) IS 'remove the pg_cron 
 CREATE FUNCTION personalize.refresh_job_rows()
 RETURNS TABLE (job_name text, jobid bigint, schedule text, active boolean, username text,
                last_status text, last_start timestamptz, last_end timestamptz, last_message text)
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -3,14 +3,15 @@
 BEGIN;
 SET search_path = public, personalize;
 SET client_min_messages = warning;
-SELECT plan(47);
+SELECT plan(48);
 
 CREATE TABLE e (user_id bigint, item_id bigint, weight real, occurred_at timestamptz);
 INSERT INTO e VALUES (1, 1, 1, now());
 SELECT lives_ok($$SELECT train('pop', 'popularity', 'e')$$, 'a popularity model');
 
 -- check_interactions
-SELECT throws_ok($$SELECT * FROM check_interactions(NULL)$$, '22004', 'source must not be NULL', 'NULL source');
+SELECT throws_ok($$SELECT * FROM check_interactions(NULL)$$, '22004', 'source and options must not be NULL', 'NULL source');
+SELECT throws_ok($$SELECT * FROM check_interactions('e', NULL)$$, '22004', 'source and options must not be NULL', 'NULL options');
 SELECT throws_ok($$SELECT * FROM check_interactions('nope')$$, '42P01', NULL, 'unknown relation');
 SELECT throws_ok($$SELECT * FROM check_interactions('SELECT 1 AS x')$$, '42703', 'source must have columns user_id and item_id', 'no id columns');
 SELECT throws_ok($$SELECT * FROM check_interactions('e', '[]')$$, '22023', 'options must be a jsonb object', 'options not an object');
