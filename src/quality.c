@@ -50,6 +50,7 @@ typedef struct ProfileState
 	TimestampTz as_of;
 	int64		window_us;
 	int32		windows;		/* trailing windows before the last one */
+	TimestampTz windows_start;	/* as_of - (windows + 1) window_us */
 	TimestampTz future_limit;
 	bool		want_duplicates;
 	bool		want_distinct;
@@ -96,6 +97,7 @@ profile_new(MemoryContext cxt, Jsonb *settings)
 	st->window_us = (int64) options_get_number(settings, "window_us", USECS_PER_DAY, 1, 9e15);
 	st->windows = (int32) options_get_number(settings, "windows", 7, 1, PROFILE_MAX_WINDOWS);
 	st->future_limit = st->as_of + (int64) options_get_number(settings, "future_tolerance_us", 0, 0, 9e15);
+	st->windows_start = st->as_of - (st->windows + 1) * st->window_us;	/* at most 367 * 9e15: no overflow */
 	st->want_duplicates = options_get_bool(settings, "duplicates", true);
 	st->want_distinct = options_get_bool(settings, "distinct", true);
 	model = getKeyJsonValueFromContainer(&settings->root, "model", 5, NULL);
@@ -194,13 +196,9 @@ interaction_profile_transfn(PG_FUNCTION_ARGS)
 			st->newest = t;
 		if (t < st->oldest)
 			st->oldest = t;
-		if (t <= st->as_of)
-		{
-			uint64		window = (uint64) (st->as_of - t) / (uint64) st->window_us;
-
-			if (window <= (uint64) st->windows)
-				st->window_rows[window]++;
-		}
+		/* most rows are older than the windows: one comparison, no division */
+		if (t <= st->as_of && t > st->windows_start)
+			st->window_rows[(uint64) (st->as_of - t) / (uint64) st->window_us]++;
 	}
 
 	if (st->want_duplicates && has_user && has_item && has_time)
