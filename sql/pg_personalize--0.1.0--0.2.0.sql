@@ -1116,6 +1116,7 @@ CREATE VIEW personalize.training_progress WITH (security_invoker = true) AS
 	FROM personalize.training_progress_rows() p
 	LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) p.pid;
 COMMENT ON VIEW personalize.training_progress IS 'trainings and refreshes running now: phase, rows read, iteration, elapsed seconds';
+GRANT SELECT ON personalize.training_progress TO personalize_analyst;
 
 -- ---- src/refresh.sql ----
 -- refresh: retrain a registered model with a data-quality gate and a
@@ -1165,15 +1166,24 @@ CREATE TABLE personalize.refresh_runs (
 CREATE INDEX refresh_runs_model_idx ON personalize.refresh_runs (model_name, run_id);
 COMMENT ON TABLE personalize.refresh_runs IS 'one row per personalize.refresh run: outcome, reason, metrics, failed checks, drift';
 
+-- as for models (registry.sql): the roles whose privileges one has, and personalize_admin
 ALTER TABLE personalize.refreshes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY refreshes_by_owner ON personalize.refreshes
-	USING (pg_catalog.pg_has_role(registered_by, 'MEMBER'))
-	WITH CHECK (pg_catalog.pg_has_role(registered_by, 'MEMBER'));
+	USING (pg_catalog.pg_has_role(registered_by, 'USAGE')
+	       OR coalesce(pg_catalog.pg_has_role(pg_catalog.to_regrole('personalize_admin'), 'USAGE'), false))
+	WITH CHECK (pg_catalog.pg_has_role(registered_by, 'USAGE')
+	            OR coalesce(pg_catalog.pg_has_role(pg_catalog.to_regrole('personalize_admin'), 'USAGE'), false));
 ALTER TABLE personalize.refresh_runs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY refresh_runs_by_owner ON personalize.refresh_runs
-	USING (pg_catalog.pg_has_role(run_by, 'MEMBER')
+	USING (pg_catalog.pg_has_role(run_by, 'USAGE')
 	       OR EXISTS (SELECT FROM personalize.refreshes r WHERE r.model_name OPERATOR(pg_catalog.=) refresh_runs.model_name))
-	WITH CHECK (pg_catalog.pg_has_role(run_by, 'MEMBER'));
+	WITH CHECK (pg_catalog.pg_has_role(run_by, 'USAGE'));
+
+-- analysts register and run refreshes (roles.sql); administrators also clear old runs
+GRANT SELECT, INSERT, UPDATE, DELETE ON personalize.refreshes TO personalize_analyst;
+GRANT SELECT, INSERT ON personalize.refresh_runs TO personalize_analyst;
+GRANT USAGE ON SEQUENCE personalize.refresh_runs_run_id_seq TO personalize_analyst;
+GRANT DELETE ON personalize.refresh_runs TO personalize_admin;
 
 SELECT pg_catalog.pg_extension_config_dump('personalize.refreshes', '');
 SELECT pg_catalog.pg_extension_config_dump('personalize.refresh_runs', '');
@@ -1187,7 +1197,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	defaults jsonb := '{"metric": "ndcg_at_k", "k": 10, "max_drop": 0, "holdout": "1 day", "evaluation_users": 10000,
-	                    "keep": 5, "warm_start": true, "warm_iterations": null, "checks": {}, "drift": {}}';
+	                    "keep": 5, "warm_start": true, "warm_iterations": null, "checks": {}, "drift": {}}'::jsonb;
 	g jsonb;
 	key text;
 BEGIN
@@ -1251,6 +1261,10 @@ BEGIN
 	END IF;
 	IF model_name OPERATOR(pg_catalog.=) '' THEN
 		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Register a refresh under another name, or ask the model''s owner or a member of personalize_admin.';
 	END IF;
 	IF NOT algorithm OPERATOR(pg_catalog.=) ANY (ARRAY['popularity', 'itemknn', 'als']) THEN
 		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023', HINT = 'Use popularity, itemknn or als.';
@@ -1435,7 +1449,7 @@ BEGIN
 				LEFT JOIN %s AS s ON s.user_id::int8 = u.user_id AND s.occurred_at::timestamptz < $1
 				GROUP BY u.user_id$q$, reg.source)
 				USING run.trained_until;
-			SELECT count(*) INTO evaluation_users FROM pg_temp.personalize_refresh_users;
+			GET DIAGNOSTICS evaluation_users = ROW_COUNT;
 			IF champion.version IS NOT NULL AND evaluation_users > 0 THEN
 				PERFORM personalize.refresh_recommendations(model_name, k, 'personalize_refresh_champion');
 				SELECT to_jsonb(x) INTO run.champion_metrics
@@ -1553,6 +1567,7 @@ FROM personalize.refreshes r
 LEFT JOIN LATERAL (SELECT x.* FROM personalize.refresh_runs x WHERE x.model_name OPERATOR(pg_catalog.=) r.model_name
                    ORDER BY x.run_id DESC LIMIT 1) l ON true;
 COMMENT ON VIEW personalize.refresh_status IS 'last refresh run of each registered model, and whether it needs attention';
+GRANT SELECT ON personalize.refresh_status TO personalize_analyst;
 
 -- ---- src/schedule.sql ----
 -- schedule: pg_cron jobs that run personalize.refresh(model) in this database as
@@ -1711,3 +1726,4 @@ SELECT r.model_name, j.job_name, j.jobid, j.schedule, j.active, j.username,
 FROM personalize.refreshes r
 LEFT JOIN personalize.refresh_job_rows() j ON j.job_name OPERATOR(pg_catalog.=) personalize.refresh_job_name(r.model_name);
 COMMENT ON VIEW personalize.refresh_jobs IS 'registered refreshes with their pg_cron job and its last run';
+GRANT SELECT ON personalize.refresh_jobs TO personalize_analyst;

@@ -261,11 +261,11 @@ als_warm_start(const char *model_name, const Interactions *d, float *X, float *Y
 {
 	LoadedModel *lm = model_cache_get(cstring_to_text(model_name));
 	const ModelHeader *m = lm->m;
-	const float *oldX = MODEL_SECTION(m, m->off_user_factors, float);
-	const float *oldY = MODEL_SECTION(m, m->off_item_factors, float);
+	const float *oldX = lm->user_factors;
+	const float *oldY = lm->item_factors;
 	int64		copied = 0;
 
-	if (m->algorithm != MODEL_ALS || m->factors != f)
+	if (m->algorithm != MODEL_ALS || m->factors != f || oldX == NULL || oldY == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("warm_start model \"%s\" must be an ALS model with %d factors", model_name, f)));

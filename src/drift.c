@@ -290,7 +290,7 @@ static void
 drift_items(LoadedModel *lm, const double *item_weight, DriftMeasures *d)
 {
 	int32		n = lm->m->nitems;
-	const float *pop = MODEL_SECTION(lm->m, lm->m->off_item_pop, float);
+	const float *pop = lm->item_pop;
 	ItemRank   *rank = palloc(sizeof(ItemRank) * Max(n, 1));
 	double	   *e = palloc(sizeof(double) * Max(n, 1));
 	double	   *a = palloc(sizeof(double) * Max(n, 1));
@@ -490,6 +490,10 @@ model_drift(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	lm = model_cache_get(name);
+	if (lm->item_pop == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" keeps no item popularity", model_name)));
 	item_weight = palloc0(sizeof(double) * Max(lm->m->nitems, 1));
 	memset(&d, 0, sizeof(d));
 

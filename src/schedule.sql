@@ -154,3 +154,4 @@ SELECT r.model_name, j.job_name, j.jobid, j.schedule, j.active, j.username,
 FROM personalize.refreshes r
 LEFT JOIN personalize.refresh_job_rows() j ON j.job_name OPERATOR(pg_catalog.=) personalize.refresh_job_name(r.model_name);
 COMMENT ON VIEW personalize.refresh_jobs IS 'registered refreshes with their pg_cron job and its last run';
+GRANT SELECT ON personalize.refresh_jobs TO personalize_analyst;

@@ -8,7 +8,7 @@
 BEGIN;
 SET search_path = public, personalize;
 SET client_min_messages = warning;
-SELECT plan(41);
+SELECT plan(44);
 
 SELECT setseed(0.5);
 CREATE TABLE ev (user_id bigint, item_id bigint, weight real, occurred_at timestamptz);
@@ -113,13 +113,21 @@ SELECT is((SELECT status FROM refresh('gate')), 'kept', 'version 2 is kept over 
 SELECT is((SELECT array_agg(version ORDER BY version) FROM models WHERE name = 'gate'),
           ARRAY[2, 4, 5], 'keep 2: the two newest versions, and the active one');
 
--- a role sees and runs only refreshes registered by its roles
+-- a role sees and runs only refreshes registered by its roles; administrators all of them
 CREATE ROLE gate_other;
-GRANT USAGE ON SCHEMA personalize TO gate_other;
-GRANT SELECT, INSERT, UPDATE, DELETE ON refreshes, refresh_runs TO gate_other;
+CREATE ROLE gate_admin;
+SELECT grant_analyst('gate_other'), grant_admin('gate_admin');
+GRANT SELECT ON ev TO personalize_analyst;
 SET LOCAL ROLE gate_other;
-SELECT is((SELECT count(*) FROM refreshes), 0::bigint, 'another role does not see the registration');
+SELECT is((SELECT count(*) FROM refreshes), 0::bigint, 'another analyst does not see the registration');
 SELECT throws_ok($$SELECT refresh('gate')$$, '42704', 'model "gate" has no registered refresh', 'nor run it');
+SELECT throws_ok($$SELECT register_refresh('gate', 'public.ev', 'als')$$, '42501', 'must be owner of model "gate"',
+                 'nor register a refresh of a model it does not own');
+SELECT lives_ok($$SELECT register_refresh('gate_mine', 'public.ev', 'popularity')$$, 'an analyst registers its own');
+RESET ROLE;
+SET LOCAL ROLE gate_admin;
+SELECT is((SELECT array_agg(model_name ORDER BY model_name) FROM refreshes), ARRAY['gate', 'gate_mine'],
+          'an administrator sees every registration');
 RESET ROLE;
 
 SELECT * FROM finish();
