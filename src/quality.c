@@ -9,9 +9,9 @@
  * The final function returns the counts as jsonb; check_interactions
  * (quality.sql) compares them with thresholds, one row per check.
  *
- * Duplicates are counted exactly: the final function hashes every triple
- * into an open-addressing table of row indexes, with a 32-bit fingerprint
- * beside each index so that probes rarely touch the triples themselves.
+ * Duplicates are counted exactly in the final function: the triples are
+ * partitioned by hash, and each partition is deduplicated in a small
+ * open-addressing table (count_duplicates).
  */
 #include "postgres.h"
 
@@ -455,14 +455,36 @@ triple_hash(const Triple *t)
 	return hash_bytes_uint32_extended((uint32) t->time, h ^ (uint64) (t->time >> 32));
 }
 
-/* Rows equal to an earlier row in (user, item, time). */
+typedef struct DupEntry
+{
+	uint32		key;			/* low 32 bits of the triple's hash */
+	uint32		row;
+} DupEntry;
+
+static inline uint64
+triple_partition(uint64 h, int bits)
+{
+	return bits ? h >> (64 - bits) : 0;
+}
+
+/*
+ * Rows equal to an earlier row in (user, item, time). The rows are first
+ * partitioned by the top bits of their hash (two sequential passes), so that
+ * each partition's hash table of a few thousand entries stays in cache;
+ * triples are compared only when the 32-bit keys match.
+ */
 static int64
 count_duplicates(const Triple *triples, int64 n)
 {
-	uint64		size = 1024;
-	uint64		mask;
-	uint64	   *table;			/* fingerprint << 32 | (index + 1); 0 = empty */
-	int64		duplicates = 0;
+	int			bits = 0;
+	int64		nparts,
+				largest = 0,
+				duplicates = 0;
+	int64	   *start,
+			   *next;
+	DupEntry   *entries;
+	uint32	   *table;			/* index + 1 in the partition; 0 = empty */
+	uint64		size = 16;
 
 	if (n == 0)
 		return 0;
@@ -470,42 +492,78 @@ count_duplicates(const Triple *triples, int64 n)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("too many rows for the duplicate check: " INT64_FORMAT, n)));
-	while (size < (uint64) n + (uint64) n / 3)
-		size <<= 1;
-	mask = size - 1;
-	table = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint64) * size);
-	memset(table, 0, sizeof(uint64) * size);
+	while (bits < 20 && ((int64) 1 << bits) * 4096 < n)
+		bits++;
+	nparts = (int64) 1 << bits;
+	start = palloc0(sizeof(int64) * (nparts + 1));
+	next = palloc(sizeof(int64) * nparts);
+	entries = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(DupEntry) * n);
+
+	for (int64 r = 0; r < n; r++)
+		start[triple_partition(triple_hash(&triples[r]), bits) + 1]++;
+	CHECK_FOR_INTERRUPTS();
+	for (int64 p = 0; p < nparts; p++)
+	{
+		largest = Max(largest, start[p + 1]);
+		start[p + 1] += start[p];
+		next[p] = start[p];
+	}
 	for (int64 r = 0; r < n; r++)
 	{
 		uint64		h = triple_hash(&triples[r]);
-		uint64		fingerprint = h >> 32;
-		uint64		pos = h & mask;
+		DupEntry   *e = &entries[next[triple_partition(h, bits)]++];
 
-		if ((r & 0xFFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		for (;;)
+		e->key = (uint32) h;
+		e->row = (uint32) r;
+	}
+	CHECK_FOR_INTERRUPTS();
+
+	while (size < (uint64) largest * 2)
+		size <<= 1;
+	table = palloc(sizeof(uint32) * size);
+	for (int64 p = 0; p < nparts; p++)
+	{
+		const DupEntry *part = entries + start[p];
+		int64		m = start[p + 1] - start[p];
+		uint64		mask = 16;
+
+		while (mask < (uint64) m * 2)
+			mask <<= 1;
+		mask--;
+		memset(table, 0, sizeof(uint32) * (mask + 1));
+		for (int64 j = 0; j < m; j++)
 		{
-			uint64		slot = table[pos];
+			uint64		pos = part[j].key & mask;
 
-			if (slot == 0)
+			for (;;)
 			{
-				table[pos] = fingerprint << 32 | (uint64) (r + 1);
-				break;
-			}
-			if (slot >> 32 == fingerprint)
-			{
-				const Triple *o = &triples[(slot & 0xFFFFFFFF) - 1];
+				uint32		slot = table[pos];
+				const DupEntry *o;
 
-				if (o->user == triples[r].user && o->item == triples[r].item && o->time == triples[r].time)
+				if (slot == 0)
+				{
+					table[pos] = (uint32) j + 1;
+					break;
+				}
+				o = &part[slot - 1];
+				if (o->key == part[j].key &&
+					triples[o->row].user == triples[part[j].row].user &&
+					triples[o->row].item == triples[part[j].row].item &&
+					triples[o->row].time == triples[part[j].row].time)
 				{
 					duplicates++;
 					break;
 				}
+				pos = (pos + 1) & mask;
 			}
-			pos = (pos + 1) & mask;
 		}
+		if ((p & 0xFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
 	pfree(table);
+	pfree(entries);
+	pfree(next);
+	pfree(start);
 	return duplicates;
 }
 
