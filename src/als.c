@@ -398,10 +398,8 @@ als_final(PG_FUNCTION_ARGS)
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		if (want_loss)
-			m->loss = als_loss(d, X, Y, f, reg, alpha);
-		progress_set_iteration(it + 1, iterations, want_loss ? m->loss : NAN);
-		if (want_loss)
 		{
+			m->loss = als_loss(d, X, Y, f, reg, alpha);
 			ereport(DEBUG1,
 					(errmsg("als iteration %d of %d: %.3f s, loss %.9g",
 							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed), m->loss)));
@@ -410,6 +408,7 @@ als_final(PG_FUNCTION_ARGS)
 			ereport(DEBUG1,
 					(errmsg("als iteration %d of %d: %.3f s",
 							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed))));
+		progress_set_iteration(it + 1, iterations, want_loss ? m->loss : NAN);
 	}
 	PG_RETURN_DATUM(model_datum(m));
 }
