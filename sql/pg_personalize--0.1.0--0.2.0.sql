@@ -1432,24 +1432,25 @@ BEGIN
 			-- 4. champion and challenger on the holdout window: for a sample of its users, the
 			-- items new to them, against top-k lists that both exclude what they had before
 			PERFORM personalize.report_progress('refresh', 'evaluating');
-			EXECUTE format($q$
-				CREATE TEMP TABLE personalize_refresh_truth ON COMMIT DROP AS
-				WITH recent AS (SELECT DISTINCT s.user_id::int8 AS user_id, s.item_id::int8 AS item_id FROM %1$s AS s
-				                WHERE s.occurred_at::timestamptz >= $1 AND s.user_id IS NOT NULL AND s.item_id IS NOT NULL),
-				     sample AS (SELECT u.user_id FROM (SELECT DISTINCT r.user_id FROM recent r) u
-				                ORDER BY hashint8(u.user_id), u.user_id LIMIT $2)
-				SELECT r.user_id, r.item_id FROM recent r JOIN sample USING (user_id)
-				WHERE NOT EXISTS (SELECT FROM %1$s AS s WHERE s.user_id::int8 = r.user_id AND s.item_id::int8 = r.item_id
-				                  AND s.occurred_at::timestamptz < $1)$q$, reg.source)
-				USING run.trained_until, (g ->> 'evaluation_users')::bigint;
+			-- one scan for the sample of users, one for their rows before and in the window
 			EXECUTE format($q$
 				CREATE TEMP TABLE personalize_refresh_users ON COMMIT DROP AS
-				SELECT u.user_id, array_agg(DISTINCT s.item_id::int8) FILTER (WHERE s.item_id IS NOT NULL) AS seen
-				FROM (SELECT DISTINCT t.user_id FROM pg_temp.personalize_refresh_truth t) u
-				LEFT JOIN %s AS s ON s.user_id::int8 = u.user_id AND s.occurred_at::timestamptz < $1
-				GROUP BY u.user_id$q$, reg.source)
-				USING run.trained_until;
-			GET DIAGNOSTICS evaluation_users = ROW_COUNT;
+				WITH sample AS (SELECT u.user_id FROM (SELECT DISTINCT s.user_id::int8 AS user_id FROM %1$s AS s
+				                                       WHERE s.occurred_at::timestamptz >= $1 AND s.item_id IS NOT NULL) u
+				                WHERE u.user_id IS NOT NULL ORDER BY hashint8(u.user_id), u.user_id LIMIT $2)
+				SELECT p.user_id,
+				       array_agg(DISTINCT s.item_id::int8) FILTER (WHERE s.occurred_at::timestamptz < $1) AS seen,
+				       array_agg(DISTINCT s.item_id::int8) FILTER (WHERE s.occurred_at::timestamptz >= $1) AS recent
+				FROM sample p JOIN %1$s AS s ON s.user_id::int8 = p.user_id AND s.item_id IS NOT NULL
+				GROUP BY p.user_id$q$, reg.source)
+				USING run.trained_until, (g ->> 'evaluation_users')::bigint;
+			EXECUTE format($q$
+				CREATE TEMP TABLE %I ON COMMIT DROP AS
+				SELECT u.user_id, r.item_id FROM pg_temp.%I u, unnest(u.recent) r(item_id)
+				WHERE u.seen IS NULL OR NOT r.item_id = ANY (u.seen)$q$, 'personalize_refresh_truth', 'personalize_refresh_users');
+			EXECUTE format('DELETE FROM pg_temp.%I u WHERE NOT EXISTS (SELECT FROM pg_temp.%I t WHERE t.user_id = u.user_id)',
+			               'personalize_refresh_users', 'personalize_refresh_truth');
+			EXECUTE format('SELECT count(*) FROM pg_temp.%I', 'personalize_refresh_users') INTO evaluation_users;
 			IF champion.version IS NOT NULL AND evaluation_users > 0 THEN
 				PERFORM personalize.refresh_recommendations(model_name, k, 'personalize_refresh_champion');
 				SELECT to_jsonb(x) INTO run.champion_metrics
