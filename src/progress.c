@@ -4,24 +4,32 @@
  * PostgreSQL 15 offers extensions no progress command of their own, and
  * shared memory only when the library is preloaded. Every backend already has
  * twenty int64 progress slots in its PgBackendStatus entry (shared memory,
- * read by pg_stat_progress_* views under the same visibility rules), used
- * only while a VACUUM, ANALYZE, CLUSTER, CREATE INDEX, BASE_BACKUP or COPY
- * runs. We write them only while no such command runs in the backend
+ * read by the pg_stat_progress_* views under the same visibility rules),
+ * meant for VACUUM, ANALYZE, CLUSTER, CREATE INDEX, BASE_BACKUP and COPY. We
+ * publish our record there only while none of those runs in the backend
  * (st_progress_command is PROGRESS_COMMAND_INVALID, so no pg_stat_progress_*
- * view shows our values), tag them with a marker and the start time of the
- * statement that runs the training, and read them back in
- * personalize.training_progress(). An entry counts only while its backend is
- * still running that statement, so an error or a cancel leaves nothing stale
- * and needs no cleanup. This works with or without shared_preload_libraries.
+ * view shows our numbers), and read it back in personalize.training_progress().
+ * This works with or without shared_preload_libraries.
  *
- * Parallel workers count the rows they read into their own entries, tagged
- * with the leader's pid; the reader adds them to the leader's row.
+ * The slots are not ours alone: building an index outside CREATE INDEX (the
+ * TOAST table of a CREATE TABLE ... AS, for one) writes the build's slots
+ * 9-12, 15 and 16 with no progress command running. So the record avoids
+ * those slots, carries a checksum (the reader skips a record that another
+ * writer touched), and is kept in backend-local memory and published whole
+ * at every update, so that a clobbered record heals at the next one.
+ *
+ * A record counts only while its backend still runs the statement that
+ * published it (its start time is in the record), so an error or a cancel
+ * leaves nothing stale and needs no cleanup. Parallel workers publish the
+ * rows they read, tagged with the leader's pid; the reader adds them to the
+ * leader's row, and serialize/combine move them to the leader's own count.
  */
 #include "postgres.h"
 
 #include <math.h>
 
 #include "catalog/pg_authid.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -36,31 +44,44 @@
 
 #define PROGRESS_MARKER		INT64CONST(0x5047505A50524F47)	/* "PGPZPROG" */
 
-/* slots of st_progress_param */
+/* The record, in the slots that an index build (slots 9-12, 15, 16) leaves alone. */
 enum
 {
-	SLOT_MARKER,
-	SLOT_STATEMENT,				/* st_activity_start_timestamp when written */
-	SLOT_LEADER,				/* pid of the backend that runs the training */
-	SLOT_OPERATION,
-	SLOT_PHASE,
-	SLOT_ROWS,
-	SLOT_ITERATION,
-	SLOT_ITERATIONS,
-	SLOT_LOSS,					/* float8 bits */
-	SLOT_STARTED,
-	SLOT_NAME					/* 8 slots: the model name, NUL-padded */
+	FIELD_MARKER,
+	FIELD_STATEMENT,			/* st_activity_start_timestamp when published */
+	FIELD_LEADER,				/* pid of the backend that runs the training */
+	FIELD_STATE,				/* operation << 56 | phase << 48 | iterations << 24 | iteration */
+	FIELD_ROWS,
+	FIELD_LOSS,					/* float8 bits */
+	FIELD_STARTED,
+	FIELD_CHECKSUM,				/* of every other field */
+	FIELD_NAME,					/* 6 fields: the model name, NUL-padded */
+	NFIELDS = FIELD_NAME + 6
 };
-#define NAME_SLOTS 8
+static const int field_slot[NFIELDS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 13, 14, 17, 18, 19};
+
+#define NAME_BYTES (6 * sizeof(int64))
 
 static const char *const operation_names[] = {NULL, "train", "refresh"};
 static const char *const phase_names[] = {
 	NULL, "checking data", "measuring drift", "reading rows", "building", "training", "evaluating", "storing"
 };
 
+/* This backend's record, as last published; active while record[FIELD_MARKER] is set. */
+static int64 record[NFIELDS];
 int64		progress_pending_rows = 0;
 
-/* Our slots are ours to write: no progress command runs in this backend. */
+static int64
+record_checksum(const int64 *fields)
+{
+	int64		copy[NFIELDS];
+
+	memcpy(copy, fields, sizeof(copy));
+	copy[FIELD_CHECKSUM] = 0;
+	return (int64) hash_bytes_extended((const unsigned char *) copy, sizeof(copy), 0x50475A);
+}
+
+/* The slots are free for us: no progress command runs in this backend. */
 static bool
 slots_free(void)
 {
@@ -68,13 +89,44 @@ slots_free(void)
 		MyBEEntry->st_progress_command == PROGRESS_COMMAND_INVALID;
 }
 
-/* This backend's slots hold a progress record of the running statement. */
+/* This backend has a record of the statement it is running. */
 static bool
-own_record_valid(void)
+record_active(void)
 {
-	return slots_free() &&
-		MyBEEntry->st_progress_param[SLOT_MARKER] == PROGRESS_MARKER &&
-		MyBEEntry->st_progress_param[SLOT_STATEMENT] == MyBEEntry->st_activity_start_timestamp;
+	return record[FIELD_MARKER] == PROGRESS_MARKER && MyBEEntry != NULL &&
+		record[FIELD_STATEMENT] == MyBEEntry->st_activity_start_timestamp;
+}
+
+static void
+publish(void)
+{
+	int			index[NFIELDS];
+
+	if (!slots_free())
+		return;
+	record[FIELD_CHECKSUM] = record_checksum(record);
+	for (int f = 0; f < NFIELDS; f++)
+		index[f] = field_slot[f];
+	pgstat_progress_update_multi_param(NFIELDS, index, record);
+}
+
+static void
+record_begin(int operation, int leader)
+{
+	memset(record, 0, sizeof(record));
+	record[FIELD_MARKER] = PROGRESS_MARKER;
+	record[FIELD_STATEMENT] = MyBEEntry->st_activity_start_timestamp;
+	record[FIELD_LEADER] = leader;
+	record[FIELD_STATE] = (int64) operation << 56;
+	record[FIELD_STARTED] = GetCurrentTimestamp();
+	progress_pending_rows = 0;
+}
+
+static void
+set_state(int phase, int iteration, int iterations)
+{
+	record[FIELD_STATE] = (record[FIELD_STATE] & (INT64CONST(0xFF) << 56)) | (int64) phase << 48 |
+		(int64) (iterations & 0xFFFFFF) << 24 | (iteration & 0xFFFFFF);
 }
 
 static int
@@ -89,19 +141,15 @@ progress_flush_rows(void)
 	int64		rows = progress_pending_rows;
 
 	progress_pending_rows = 0;
-	if (!slots_free())
-		return;
-	if (!own_record_valid())
+	if (!record_active())
 	{
-		/* a parallel worker's first batch: mark the entry as counting for its leader */
-		const int	index[] = {SLOT_MARKER, SLOT_STATEMENT, SLOT_LEADER, SLOT_OPERATION, SLOT_ROWS};
-		const int64 value[] = {PROGRESS_MARKER, MyBEEntry->st_activity_start_timestamp, leader_pid(), 0, 0};
-
-		if (leader_pid() == MyProcPid)
+		/* a parallel worker's first batch: count for the leader */
+		if (leader_pid() == MyProcPid || MyBEEntry == NULL)
 			return;				/* a backend nobody asked to report */
-		pgstat_progress_update_multi_param(lengthof(index), index, value);
+		record_begin(0, leader_pid());
 	}
-	pgstat_progress_update_param(SLOT_ROWS, MyBEEntry->st_progress_param[SLOT_ROWS] + rows);
+	record[FIELD_ROWS] += rows;
+	publish();
 }
 
 /*
@@ -113,36 +161,42 @@ void
 progress_hand_over_rows(int64 rows)
 {
 	progress_flush_rows();
-	if (own_record_valid())
-		pgstat_progress_update_param(SLOT_ROWS, MyBEEntry->st_progress_param[SLOT_ROWS] - rows);
+	if (record_active())
+	{
+		record[FIELD_ROWS] -= rows;
+		publish();
+	}
 }
 
 void
 progress_take_over_rows(int64 rows)
 {
-	if (own_record_valid() && leader_pid() == MyProcPid)
-		pgstat_progress_update_param(SLOT_ROWS, MyBEEntry->st_progress_param[SLOT_ROWS] + rows);
+	if (record_active() && leader_pid() == MyProcPid)
+	{
+		record[FIELD_ROWS] += rows;
+		publish();
+	}
 }
 
 void
 progress_set_phase(ProgressPhase phase)
 {
-	if (!own_record_valid())
+	if (!record_active())
 		return;
-	progress_flush_rows();
-	pgstat_progress_update_param(SLOT_PHASE, phase);
+	record[FIELD_ROWS] += progress_pending_rows;
+	progress_pending_rows = 0;
+	set_state(phase, 0, 0);
+	publish();
 }
 
 void
 progress_set_iteration(int iteration, int iterations, double loss)
 {
-	const int	index[] = {SLOT_PHASE, SLOT_ITERATION, SLOT_ITERATIONS, SLOT_LOSS};
-	int64		value[] = {PROGRESS_TRAINING, iteration, iterations, 0};
-
-	if (!own_record_valid())
+	if (!record_active())
 		return;
-	memcpy(&value[3], &loss, sizeof(double));
-	pgstat_progress_update_multi_param(lengthof(index), index, value);
+	set_state(PROGRESS_TRAINING, iteration, iterations);
+	memcpy(&record[FIELD_LOSS], &loss, sizeof(double));
+	publish();
 }
 
 static int
@@ -168,56 +222,38 @@ Datum
 report_progress(PG_FUNCTION_ARGS)
 {
 	int			operation;
+	int			phase;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("operation must not be NULL")));
 	operation = lookup(operation_names, lengthof(operation_names), text_to_cstring(PG_GETARG_TEXT_PP(0)), "operation");
-	if (!slots_free())
+	phase = PG_ARGISNULL(1) ? 0 : lookup(phase_names, lengthof(phase_names), text_to_cstring(PG_GETARG_TEXT_PP(1)), "phase");
+	if (MyBEEntry == NULL)
 		PG_RETURN_VOID();
-	if (PG_ARGISNULL(1))
+	if (phase == 0)
 	{
-		if (own_record_valid() && MyBEEntry->st_progress_param[SLOT_OPERATION] == operation)
-			pgstat_progress_update_param(SLOT_MARKER, 0);
-		PG_RETURN_VOID();
-	}
-	if (!own_record_valid())
-	{
-		int			index[PGSTAT_NUM_PROGRESS_PARAM];
-		int64		value[PGSTAT_NUM_PROGRESS_PARAM];
-
-		for (int i = 0; i < PGSTAT_NUM_PROGRESS_PARAM; i++)
+		if (record_active() && record[FIELD_STATE] >> 56 == operation)
 		{
-			index[i] = i;
-			value[i] = 0;
+			record[FIELD_MARKER] = 0;
+			publish();
 		}
-		value[SLOT_MARKER] = PROGRESS_MARKER;
-		value[SLOT_STATEMENT] = MyBEEntry->st_activity_start_timestamp;
-		value[SLOT_LEADER] = MyProcPid;
-		value[SLOT_OPERATION] = operation;
-		value[SLOT_STARTED] = GetCurrentTimestamp();
-		pgstat_progress_update_multi_param(PGSTAT_NUM_PROGRESS_PARAM, index, value);
-		progress_pending_rows = 0;
+		PG_RETURN_VOID();
 	}
+	if (!record_active())
+		record_begin(operation, MyProcPid);
 	if (!PG_ARGISNULL(2))
 	{
-		char		name[NAME_SLOTS * sizeof(int64)] = {0};
-		int			index[NAME_SLOTS];
-		int64		value[NAME_SLOTS];
 		char	   *given = text_to_cstring(PG_GETARG_TEXT_PP(2));
+		char		name[NAME_BYTES] = {0};
 
-		/* a name cut at a character boundary, NUL-terminated */
-		memcpy(name, given, pg_mbcliplen(given, strlen(given), sizeof(name) - 1));
-		for (int i = 0; i < NAME_SLOTS; i++)
-		{
-			index[i] = SLOT_NAME + i;
-			memcpy(&value[i], name + i * sizeof(int64), sizeof(int64));
-		}
-		pgstat_progress_update_multi_param(NAME_SLOTS, index, value);
+		/* cut at a character boundary, NUL-terminated */
+		memcpy(name, given, pg_mbcliplen(given, strlen(given), NAME_BYTES - 1));
+		memcpy(&record[FIELD_NAME], name, NAME_BYTES);
 	}
-	pgstat_progress_update_param(SLOT_PHASE, lookup(phase_names, lengthof(phase_names),
-													text_to_cstring(PG_GETARG_TEXT_PP(1)), "phase"));
+	set_state(phase, 0, 0);
+	publish();
 	PG_RETURN_VOID();
 }
 
@@ -228,13 +264,17 @@ may_see(Oid role)
 	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) || has_privs_of_role(GetUserId(), role);
 }
 
+/* A record of ours, intact, of the statement its backend still runs. */
 static bool
-record_valid(const PgBackendStatus *be)
+record_valid(const PgBackendStatus *be, int64 *fields)
 {
-	return be->st_progress_command == PROGRESS_COMMAND_INVALID &&
-		be->st_progress_param[SLOT_MARKER] == PROGRESS_MARKER &&
-		be->st_progress_param[SLOT_STATEMENT] == be->st_activity_start_timestamp &&
-		be->st_state == STATE_RUNNING;
+	if (be->st_progress_command != PROGRESS_COMMAND_INVALID || be->st_state != STATE_RUNNING)
+		return false;
+	for (int f = 0; f < NFIELDS; f++)
+		fields[f] = be->st_progress_param[field_slot[f]];
+	return fields[FIELD_MARKER] == PROGRESS_MARKER &&
+		fields[FIELD_STATEMENT] == be->st_activity_start_timestamp &&
+		fields[FIELD_CHECKSUM] == record_checksum(fields);
 }
 
 /* personalize.training_progress_rows() */
@@ -250,43 +290,52 @@ training_progress_rows(PG_FUNCTION_ARGS)
 	for (int b = 1; b <= n; b++)
 	{
 		const PgBackendStatus *be = &pgstat_fetch_stat_local_beentry(b)->backendStatus;
-		const int64 *p = be->st_progress_param;
+		int64		p[NFIELDS];
+		int			operation,
+					phase,
+					iteration,
+					iterations;
 		Datum		values[10];
 		bool		nulls[10] = {0};
 		int64		rows;
-		char		name[NAME_SLOTS * sizeof(int64) + 1];
+		char		name[NAME_BYTES + 1];
 		double		loss;
 
-		/* a leader's record; its workers' entries only add rows */
-		if (!record_valid(be) || p[SLOT_LEADER] != be->st_procpid || !may_see(be->st_userid) ||
-			p[SLOT_OPERATION] < 1 || p[SLOT_OPERATION] >= lengthof(operation_names) ||
-			p[SLOT_PHASE] < 1 || p[SLOT_PHASE] >= lengthof(phase_names))
+		/* a leader's record; its workers' records only add rows */
+		if (!record_valid(be, p) || p[FIELD_LEADER] != be->st_procpid || !may_see(be->st_userid))
 			continue;
-		rows = p[SLOT_ROWS];
+		operation = (int) ((uint64) p[FIELD_STATE] >> 56);
+		phase = (int) (p[FIELD_STATE] >> 48 & 0xFF);
+		iterations = (int) (p[FIELD_STATE] >> 24 & 0xFFFFFF);
+		iteration = (int) (p[FIELD_STATE] & 0xFFFFFF);
+		if (operation < 1 || operation >= lengthof(operation_names) || phase < 1 || phase >= lengthof(phase_names))
+			continue;
+		rows = p[FIELD_ROWS];
 		for (int w = 1; w <= n; w++)
 		{
 			const PgBackendStatus *worker = &pgstat_fetch_stat_local_beentry(w)->backendStatus;
+			int64		wp[NFIELDS];
 
-			if (w != b && record_valid(worker) && worker->st_progress_param[SLOT_LEADER] == be->st_procpid)
-				rows += worker->st_progress_param[SLOT_ROWS];
+			if (w != b && record_valid(worker, wp) && wp[FIELD_LEADER] == be->st_procpid)
+				rows += wp[FIELD_ROWS];
 		}
-		memcpy(name, &p[SLOT_NAME], NAME_SLOTS * sizeof(int64));
-		name[NAME_SLOTS * sizeof(int64)] = '\0';
-		memcpy(&loss, &p[SLOT_LOSS], sizeof(double));
+		memcpy(name, &p[FIELD_NAME], NAME_BYTES);
+		name[NAME_BYTES] = '\0';
+		memcpy(&loss, &p[FIELD_LOSS], sizeof(double));
 
 		values[0] = Int32GetDatum(be->st_procpid);
-		values[1] = CStringGetTextDatum(operation_names[p[SLOT_OPERATION]]);
+		values[1] = CStringGetTextDatum(operation_names[operation]);
 		values[2] = CStringGetTextDatum(name);
-		values[3] = CStringGetTextDatum(phase_names[p[SLOT_PHASE]]);
+		values[3] = CStringGetTextDatum(phase_names[phase]);
 		values[4] = Int64GetDatum(rows);
-		values[5] = Int32GetDatum((int32) p[SLOT_ITERATION]);
-		values[6] = Int32GetDatum((int32) p[SLOT_ITERATIONS]);
+		values[5] = Int32GetDatum(iteration);
+		values[6] = Int32GetDatum(iterations);
 		values[7] = Float8GetDatum(loss);
-		values[8] = TimestampTzGetDatum((TimestampTz) p[SLOT_STARTED]);
-		values[9] = Float8GetDatum((now - (TimestampTz) p[SLOT_STARTED]) / (double) USECS_PER_SEC);
+		values[8] = TimestampTzGetDatum((TimestampTz) p[FIELD_STARTED]);
+		values[9] = Float8GetDatum((now - (TimestampTz) p[FIELD_STARTED]) / (double) USECS_PER_SEC);
 		nulls[2] = name[0] == '\0';
-		nulls[5] = nulls[6] = p[SLOT_ITERATIONS] == 0;
-		nulls[7] = p[SLOT_ITERATION] == 0 || isnan(loss);
+		nulls[5] = nulls[6] = iterations == 0;
+		nulls[7] = iteration == 0 || isnan(loss);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

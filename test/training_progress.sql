@@ -4,7 +4,7 @@
 BEGIN;
 SET search_path = public, personalize;
 SET client_min_messages = warning;
-SELECT plan(17);
+SELECT plan(18);
 
 CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE TEMP TABLE conn AS
@@ -82,6 +82,8 @@ SELECT pg_temp.sample_until_done(:worker);
 SELECT is((SELECT status FROM dblink_get_result('progress_worker') AS t(status text)), 'promoted', 'the refresh ran');
 SELECT * FROM dblink_get_result('progress_worker') AS t(status text);
 SELECT is((SELECT array_agg(DISTINCT operation) FROM samples), ARRAY['refresh'], 'seen as a refresh, also while it trains');
+SELECT is((SELECT array_agg(DISTINCT model_name) FROM samples), ARRAY['progress_refresh'],
+          'with its model name throughout (the evaluation creates tables whose TOAST index builds write progress slots)');
 SELECT ok((SELECT array_agg(DISTINCT phase) FROM samples) @> ARRAY['training', 'evaluating'],
           'through its phases, training and evaluating among them');
 
