@@ -48,9 +48,8 @@ SQL
 start=$(date +%s.%N)
 psql -c "SET client_min_messages = warning" -c "SELECT personalize.train('champion', 'als', 'inter', '{\"factors\": 64, \"iterations\": 15}')" >/dev/null
 echo "champion: 15 iterations on the first $rows rows in $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
-psql -At -c "SELECT 'new users: ' || count(DISTINCT a.user_id) FILTER (WHERE NOT EXISTS (SELECT FROM inter i WHERE i.user_id = a.user_id))
-             || ', new items: ' || count(DISTINCT a.item_id) FILTER (WHERE NOT EXISTS (SELECT FROM inter i WHERE i.item_id = a.item_id))
-             FROM appended a"
+psql -At -c "SELECT 'new users: ' || (SELECT count(*) FROM (SELECT user_id FROM appended EXCEPT SELECT user_id FROM inter) u)
+             || ', new items: ' || (SELECT count(*) FROM (SELECT item_id FROM appended EXCEPT SELECT item_id FROM inter) i)"
 
 fit() {  # options -> "iteration seconds loss" lines
   psql -c "SET client_min_messages = debug1" \
