@@ -944,9 +944,11 @@ BEGIN
 		'windows', trailing_count,
 		'future_tolerance_us', extract(epoch FROM tolerance) * 1000000,
 		'duplicates', 'occurred_at' = ANY (columns) AND NOT 'duplicate_rows' = ANY (skip),
-		'distinct', NOT (skip @> ARRAY['unseen_users', 'unseen_items']));
-	IF options ? 'model' AND EXISTS (SELECT FROM personalize.models m WHERE m.name = quality_settings.options ->> 'model' AND m.active) THEN
-		settings := settings || jsonb_build_object('model', options ->> 'model');
+		'distinct', false);
+	-- distinct users and items only when there is a model to compare them with
+	IF options ? 'model' AND NOT skip @> ARRAY['unseen_users', 'unseen_items']
+	   AND EXISTS (SELECT FROM personalize.models m WHERE m.name = quality_settings.options ->> 'model' AND m.active) THEN
+		settings := settings || jsonb_build_object('model', options ->> 'model', 'distinct', true);
 	END IF;
 	RETURN settings;
 END
