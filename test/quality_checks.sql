@@ -3,7 +3,7 @@
 BEGIN;
 SET search_path = public, personalize;
 SET client_min_messages = warning;
-SELECT plan(34);
+SELECT plan(36);
 
 CREATE TABLE qc (user_id bigint, item_id bigint, weight double precision, occurred_at timestamptz);
 SELECT setseed(0.3);
@@ -133,5 +133,22 @@ SELECT is((SELECT row(passed, observed) FROM check_interactions('SELECT * FROM q
           row(false, 0::float8), 'an empty source fails the rows check');
 SELECT is((SELECT count(*) FROM check_interactions('SELECT * FROM qc WHERE false') WHERE passed IS NOT NULL), 1::bigint,
           'and nothing else is evaluated');
+
+-- row-level security: an analyst's checks and drift see only the consenting users' rows
+CREATE TABLE qc_protected AS SELECT * FROM qc WHERE user_id IS NOT NULL;
+SELECT count(set_consent(u, 'personalization', u % 3 <> 0)) FROM generate_series(0, 299) u;
+SELECT protect('qc_protected', 'user_id', 'personalization');
+CREATE ROLE qc_analyst;
+SELECT grant_analyst('qc_analyst');
+GRANT SELECT ON qc_protected TO qc_analyst;
+SELECT count(*)::float8 AS consented_rows FROM qc WHERE user_id IS NOT NULL AND user_id % 3 <> 0 \gset
+SELECT (count(*) FILTER (WHERE user_id >= 100))::float8 / count(*) AS consented_unknown
+FROM qc WHERE user_id % 3 <> 0 AND occurred_at > '2026-05-29' AND occurred_at <= '2026-06-01' \gset
+SET LOCAL ROLE qc_analyst;
+SELECT is((SELECT observed FROM check_interactions('qc_protected', '{"as_of": "2026-06-01"}') WHERE check_name = 'rows'),
+          :consented_rows::float8, 'check_interactions counts only the rows the caller may read');
+SELECT is((SELECT value FROM model_drift('qc_als', 'qc_protected', '3 days', '{"as_of": "2026-06-01"}') WHERE metric = 'unknown_users'),
+          :consented_unknown::float8, 'and so does model_drift');
+RESET ROLE;
 
 ROLLBACK;
