@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A refresh end to end on the 10M-interaction set of bench/models.sh, with timestamps:
 # where the time goes (phases sampled from personalize.training_progress by a second
-# session every 0.2 s), against a cold personalize.train on the same rows. Needs a cluster
+# session about every 0.2 s; each interval between samples goes to the phase of the first),
+# against a cold personalize.train on the same rows. Needs a cluster
 # with the extension installed (PG* variables) and ~7 GB of memory; run it under
 # `flock /work/tools/bench.lock`.
 #
@@ -59,7 +60,8 @@ SQL
 # sample the phases of the second refresh from another session
 samples=$(mktemp)
 ( while true; do
-    command psql -X -At -d "$db" -c "SELECT clock_timestamp(), phase FROM personalize.training_progress WHERE model_name = 'big'" >>"$samples" 2>/dev/null
+    command psql -X -At -d "$db" -c "SELECT extract(epoch FROM clock_timestamp()), coalesce((SELECT phase FROM personalize.training_progress
+                                     WHERE model_name = 'big'), '-')" >>"$samples" 2>/dev/null
     sleep 0.2
   done ) &
 sampler=$!
@@ -69,8 +71,9 @@ total=$(secs "$start" "$(date +%s.%N)")
 kill "$sampler"; sampler=
 echo "second refresh (warm start): $total s"
 echo
-printf '%-16s | %s\n' phase "seconds (sampled every 0.2 s)"
-awk -F '|' 'NF == 2 && $2 != "" {n[$2]++} END {for (p in n) printf "%-16s | %.1f\n", p, n[p] * 0.2}' "$samples" | sort -t '|' -k2 -gr
+printf '%-16s | %s\n' phase "seconds (sampled)"
+awk -F '|' 'NF == 2 { if (last != "" && phase != "-") s[phase] += $1 - last; last = $1; phase = $2 }
+            END {for (p in s) printf "%-16s | %.1f\n", p, s[p]}' "$samples" | sort -t '|' -k2 -gr
 rm -f "$samples"
 
 cutoff=$(psql -At -c "SELECT trained_until FROM personalize.refresh_runs ORDER BY run_id DESC LIMIT 1")
