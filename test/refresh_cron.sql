@@ -6,7 +6,7 @@
 -- cron.host that its jobs can connect to), as test/run.sh starts the cluster.
 SET search_path = public, personalize;
 SET client_min_messages = warning;
-SELECT plan(14);
+SELECT plan(15);
 
 CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE TEMP TABLE conn AS
@@ -15,6 +15,9 @@ SELECT format('dbname=%s port=%s host=%s', current_database(), current_setting('
        format('dbname=%s port=%s host=%s', current_setting('cron.database_name', true), current_setting('port'),
               split_part(current_setting('unix_socket_directories'), ',', 1)) AS cron;
 SELECT isnt(current_setting('cron.database_name', true), NULL, 'pg_cron is preloaded');
+SELECT ok(current_setting('cron.use_background_workers', true) = 'on' OR current_setting('cron.host', true) LIKE '/%'
+          OR current_setting('listen_addresses') <> '',
+          'pg_cron can start jobs (cron.use_background_workers = on, or a cron.host its jobs can reach)');
 SELECT lives_ok($$SELECT dblink_exec((SELECT cron FROM conn), 'CREATE EXTENSION IF NOT EXISTS pg_cron')$$,
                 'pg_cron is installed in its database');
 
