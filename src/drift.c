@@ -22,7 +22,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #define PSI_BINS 10
@@ -223,12 +222,6 @@ typedef struct DriftMeasures
 	int64		score_window;
 } DriftMeasures;
 
-static Datum
-timestamptz_arg(TimestampTz t)
-{
-	return TimestampTzGetDatum(t);
-}
-
 /* The window's weight per model item, and its unknown users and items. */
 static void
 drift_read_window(LoadedModel *lm, const char *from_item, bool has_weight,
@@ -239,7 +232,7 @@ drift_read_window(LoadedModel *lm, const char *from_item, bool has_weight,
 							   " AND s.occurred_at::pg_catalog.timestamptz OPERATOR(pg_catalog.<=) $2",
 							   has_weight ? "s.weight::pg_catalog.float8" : "1::pg_catalog.float8", from_item);
 	Oid			types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		args[2] = {timestamptz_arg(start), timestamptz_arg(end)};
+	Datum		args[2] = {TimestampTzGetDatum(start), TimestampTzGetDatum(end)};
 	SPIPlanPtr	plan = SPI_prepare(sql, 2, types);
 	Portal		portal;
 
@@ -330,7 +323,7 @@ drift_reference(const char *from_item, TimestampTz start, DriftMeasures *d)
 {
 	char	   *sql = psprintf("SELECT pg_catalog.count(*), pg_catalog.min(s.occurred_at::pg_catalog.timestamptz) FROM %s"
 							   " WHERE s.occurred_at::pg_catalog.timestamptz OPERATOR(pg_catalog.<=) $1", from_item);
-	Datum		args[1] = {timestamptz_arg(start)};
+	Datum		args[1] = {TimestampTzGetDatum(start)};
 	bool		isnull;
 
 	if (SPI_execute_with_args(sql, 1, (Oid[]) {TIMESTAMPTZOID}, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -345,7 +338,7 @@ drift_reference(const char *from_item, TimestampTz start, DriftMeasures *d)
 static void
 drift_scores(const char *model, TimestampTz start, TimestampTz end, DriftMeasures *d)
 {
-	Datum		args[3] = {CStringGetTextDatum(model), timestamptz_arg(start), timestamptz_arg(end)};
+	Datum		args[3] = {CStringGetTextDatum(model), TimestampTzGetDatum(start), TimestampTzGetDatum(end)};
 	double	   *ref,
 			   *win;
 	double		edges[PSI_BINS - 1],
