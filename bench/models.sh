@@ -65,7 +65,7 @@ echo "== 1. ALS seconds per iteration (serial scan; 5 iterations, median)"
 printf '%-8s | %-12s | %-14s | %-12s | %-10s | %s\n' factors "s/iteration" "GFLOP/iter" "sgemm bound" "implicit" "implicit / ours"
 declare -A implicit=([32]=1.9 [64]=2.4 [128]=3.3)
 for f in 32 64 128; do
-  out=$(psql -c "SET max_parallel_workers_per_gather = 0" \
+  out=$(psql -c "SET max_parallel_workers_per_gather = 0" -c "SET client_min_messages = debug1" \
              -c "SELECT personalize.model_info(personalize.als_fit(user_id, item_id, weight, '{\"factors\": $f, \"iterations\": 5}')) FROM inter" 2>&1 >/dev/null)
   med=$(grep -o 'iteration [0-9]* of 5: [0-9.]* s' <<< "$out" | awk '{print $5}' | median)
   # flops of one iteration (both halves, cg_steps = 3, 2 flops per multiply-add):

@@ -163,3 +163,59 @@ FROM personalize.fairness_by_group('scored', 'segment', 'converted', 'score >= 0
 SELECT round(demographic_parity_difference::numeric, 3) AS demographic_parity_difference,
        round(equalized_odds_difference::numeric, 3) AS equalized_odds_difference
 FROM personalize.fairness_summary('scored', 'segment', 'converted', 'score >= 0.5');
+
+\echo
+\echo '# 16. Operations: a nightly refresh of an ALS model, scheduled with pg_cron, with a data-quality'
+\echo '#     gate and a champion/challenger comparison. The feed: the purchases, moved so that the newest'
+\echo '#     are from the last hour; all but the last day is there. The first refresh has no champion.'
+CREATE VIEW shifted AS
+SELECT customer_id AS user_id, item_id, 1::real AS weight,
+       occurred_at + (now() - interval '1 hour' - (SELECT max(occurred_at) FROM purchases)) AS occurred_at
+FROM purchases;
+CREATE TABLE feed AS SELECT * FROM shifted WHERE occurred_at < now() - interval '1 day';
+SELECT personalize.register_refresh('shop_nightly', 'feed', 'als', '{"factors": 32, "iterations": 10}',
+                                    '{"metric": "ndcg_at_k", "k": 10, "max_drop": 0.01, "holdout": "1 day"}') \g /dev/null
+SELECT status, reason FROM personalize.refresh('shop_nightly');
+SELECT check_name, severity, passed, round(observed::numeric, 4) AS observed, detail
+FROM personalize.check_interactions('feed', '{"model": "shop_nightly"}') WHERE check_name <> 'rows';
+
+\echo
+\echo '#     A day of purchases arrives, and with it a tracking bug: 40 rows without a customer id.'
+\echo '#     pg_cron runs the refresh (every minute for the demo; waiting for it):'
+INSERT INTO feed SELECT * FROM shifted WHERE occurred_at >= now() - interval '1 day';
+INSERT INTO feed SELECT NULL, item_id, 1, now() - interval '10 minutes' FROM purchases LIMIT 40;
+-- pg_cron keeps its jobs in cron.database_name: here, or reached through dblink
+DO $$ BEGIN
+	IF current_database() = current_setting('cron.database_name') THEN
+		CREATE EXTENSION IF NOT EXISTS pg_cron;
+	ELSE
+		CREATE EXTENSION IF NOT EXISTS dblink;
+	END IF;
+END $$;
+SELECT personalize.schedule_refresh('shop_nightly', '* * * * *') AS jobid \g /dev/null
+CREATE FUNCTION pg_temp.wait_for_runs(n int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. 300 LOOP
+		EXIT WHEN (SELECT count(*) FROM personalize.refresh_runs WHERE model_name = 'shop_nightly') >= n;
+		PERFORM pg_sleep(0.5);
+	END LOOP;
+END $$;
+SELECT pg_temp.wait_for_runs(2) \g /dev/null
+SELECT run_id, status, reason, run_by, champion_version, challenger_version FROM personalize.refresh_runs
+WHERE model_name = 'shop_nightly' ORDER BY run_id DESC LIMIT 1;
+SELECT model_name, active_version, status, needs_attention FROM personalize.refresh_status;
+
+\echo
+\echo '#     The feed is fixed; the next scheduled run trains on the new day, compares, and promotes:'
+DELETE FROM feed WHERE user_id IS NULL;
+SELECT pg_temp.wait_for_runs(3) \g /dev/null
+SELECT model_name, schedule, last_status FROM personalize.refresh_jobs;
+SELECT personalize.unschedule_refresh('shop_nightly') \g /dev/null
+SELECT run_id, status, champion_version, challenger_version, warm_start, metric,
+       round(champion_score::numeric, 4) AS champion, round(challenger_score::numeric, 4) AS challenger,
+       (challenger_metrics ->> 'users')::int AS users, training_rows
+FROM personalize.refresh_runs WHERE model_name = 'shop_nightly' ORDER BY run_id DESC LIMIT 1;
+SELECT d ->> 'metric' AS drift_of_the_new_day, round((d ->> 'value')::numeric, 4) AS value, d ->> 'drifted' AS drifted
+FROM personalize.refresh_runs r, jsonb_array_elements(r.drift) d
+WHERE r.run_id = (SELECT max(run_id) FROM personalize.refresh_runs WHERE model_name = 'shop_nightly');
+\echo '#     (personalize.rollback(''shop_nightly'') would bring version 1 back.)'

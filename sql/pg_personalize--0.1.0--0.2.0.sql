@@ -752,3 +752,981 @@ BEGIN
 	RETURN touched;
 END
 $$;
+
+-- ==== operations (issue 11): data-quality checks, drift, progress, refresh with a gate, pg_cron scheduling ====
+
+-- registry: train() reports its progress (personalize.training_progress)
+CREATE OR REPLACE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- the trained model stays where the aggregate built it (a handle, not a value
+-- copied by the executor and plpgsql), is stored from there and, in shared
+-- mode, becomes the shared copy without another copy
+SET personalize.model_value_limit = 1024
+-- No pinned search_path: the source is the caller's table or query and is
+-- resolved with the caller's path. Every name in the body is qualified.
+AS $$
+DECLARE
+	fit text;
+	relation text;
+	fit_options jsonb;
+	make_active boolean;
+	started timestamptz;
+	trained personalize.model;
+	new_version integer;
+BEGIN
+	IF model_name IS NULL OR algorithm IS NULL OR source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'model_name, algorithm, source and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	fit := CASE algorithm WHEN 'popularity' THEN 'popularity_fit'
+	                      WHEN 'itemknn' THEN 'itemknn_fit'
+	                      WHEN 'als' THEN 'als_fit' END;
+	IF fit IS NULL THEN
+		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023',
+			HINT = 'Use popularity, itemknn or als.';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	IF options ? 'activate' AND pg_catalog.jsonb_typeof(options -> 'activate') <> 'boolean' THEN
+		RAISE EXCEPTION 'option "activate" must be a boolean' USING ERRCODE = '22023';
+	END IF;
+	make_active := coalesce((options ->> 'activate')::boolean, true);
+	fit_options := options - 'activate';
+	-- before a training that may take minutes (the row policy checks again at insert)
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Train under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+
+	-- a query runs as a subquery; anything else must name a table or view
+	relation := personalize.source_sql(source);
+
+	-- runs as the caller: privileges and row-level security apply to the source
+	PERFORM personalize.report_progress('train', 'reading rows', model_name);
+	started := pg_catalog.clock_timestamp();
+	EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
+	               fit, relation)
+		INTO trained USING fit_options;
+	IF trained IS NULL THEN
+		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
+			USING ERRCODE = '22023';
+	END IF;
+	PERFORM personalize.report_progress('train', 'storing');
+	new_version := personalize.store_version(model_name, trained, options,
+	                                         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active);
+	UPDATE personalize.models m SET source = relation WHERE m.name = model_name AND m.version = new_version;
+	PERFORM personalize.report_progress('train', NULL);
+	RETURN new_version;
+END
+$$;
+
+-- ---- src/quality.sql ----
+-- quality: data-quality checks of an interaction source, one row per check.
+-- The counting is one scan with the C aggregate interaction_profile; the policy
+-- (thresholds, severities, wording) is in quality_checks.
+
+CREATE FUNCTION personalize.interaction_profile_transfn(internal, bigint, bigint, double precision, timestamptz, jsonb)
+RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+CREATE FUNCTION personalize.interaction_profile_combine(internal, internal) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT PARALLEL SAFE;
+CREATE FUNCTION personalize.interaction_profile_serialize(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL SAFE;
+CREATE FUNCTION personalize.interaction_profile_deserialize(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL SAFE;
+CREATE FUNCTION personalize.interaction_profile_final(internal) RETURNS jsonb
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL SAFE;
+
+CREATE AGGREGATE personalize.interaction_profile(user_id bigint, item_id bigint, weight double precision,
+                                                 occurred_at timestamptz, settings jsonb) (
+	SFUNC = personalize.interaction_profile_transfn,
+	STYPE = internal,
+	COMBINEFUNC = personalize.interaction_profile_combine,
+	SERIALFUNC = personalize.interaction_profile_serialize,
+	DESERIALFUNC = personalize.interaction_profile_deserialize,
+	FINALFUNC = personalize.interaction_profile_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE personalize.interaction_profile(bigint, bigint, double precision, timestamptz, jsonb) IS
+	'counts behind the data-quality checks of interactions, in one scan (jsonb)';
+
+-- The checks, their default severity and threshold, in the order they are reported.
+CREATE FUNCTION personalize.quality_check_defaults()
+RETURNS TABLE (check_name text, severity text, threshold jsonb, description text)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	VALUES ('rows', 'error', '1'::jsonb, 'at least this many rows'),
+	       ('null_user_ids', 'error', '0', 'share of rows with a NULL user_id'),
+	       ('null_item_ids', 'error', '0', 'share of rows with a NULL item_id'),
+	       ('null_weights', 'error', '0', 'share of rows with a NULL weight'),
+	       ('negative_weights', 'error', '0', 'share of rows with a negative weight'),
+	       ('non_finite_weights', 'error', '0', 'share of rows with a NaN, infinite or beyond-real weight'),
+	       ('null_timestamps', 'warning', '0', 'share of rows with a NULL or -infinity occurred_at'),
+	       ('future_timestamps', 'error', '0', 'share of rows with occurred_at after as_of + future_tolerance'),
+	       ('duplicate_rows', 'warning', '0', 'share of rows repeating an earlier (user_id, item_id, occurred_at)'),
+	       ('freshness', 'error', '"2 days"', 'age of the newest occurred_at at as_of, in seconds'),
+	       ('volume', 'warning', '3', 'rows of the last window over the mean of the windows before; fails outside [1/t, t]'),
+	       ('unseen_users', 'warning', '0.5', 'share of distinct users that the active model does not know'),
+	       ('unseen_items', 'warning', '0.5', 'share of distinct items that the active model does not know')
+$$;
+COMMENT ON FUNCTION personalize.quality_check_defaults() IS 'the data-quality checks with their default severity and threshold';
+
+-- Options of check_interactions, validated, as the settings of interaction_profile.
+CREATE FUNCTION personalize.quality_settings(options jsonb, columns text[])
+RETURNS jsonb
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	known text[] := ARRAY['as_of', 'window', 'trailing_windows', 'future_tolerance', 'model', 'skip', 'thresholds', 'severity'];
+	checks text[] := ARRAY(SELECT d.check_name FROM personalize.quality_check_defaults() d);
+	key text;
+	as_of timestamptz;
+	window_length interval;
+	tolerance interval;
+	trailing_count integer;
+	skip text[];
+	settings jsonb;
+BEGIN
+	IF jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	FOR key IN SELECT jsonb_object_keys(options) LOOP
+		IF NOT key = ANY (known) THEN
+			RAISE EXCEPTION 'unknown option "%"', key USING ERRCODE = '22023',
+				HINT = 'Options are ' || array_to_string(known, ', ') || '.';
+		END IF;
+	END LOOP;
+	FOR key IN SELECT jsonb_object_keys(coalesce(options -> 'thresholds', '{}')) UNION ALL
+	           SELECT jsonb_object_keys(coalesce(options -> 'severity', '{}')) UNION ALL
+	           SELECT jsonb_array_elements_text(coalesce(options -> 'skip', '[]')) LOOP
+		IF NOT key = ANY (checks) THEN
+			RAISE EXCEPTION 'unknown check "%"', key USING ERRCODE = '22023',
+				HINT = 'Checks are ' || array_to_string(checks, ', ') || '.';
+		END IF;
+	END LOOP;
+	IF EXISTS (SELECT FROM jsonb_each(coalesce(options -> 'severity', '{}')) s WHERE s.value NOT IN ('"error"', '"warning"')) THEN
+		RAISE EXCEPTION 'severity must be "error" or "warning"' USING ERRCODE = '22023';
+	END IF;
+	IF EXISTS (SELECT FROM jsonb_each(coalesce(options -> 'thresholds', '{}')) t
+	           WHERE CASE WHEN t.key = 'freshness' THEN jsonb_typeof(t.value) <> 'string'
+	                      ELSE jsonb_typeof(t.value) <> 'number' OR (t.value)::text::float8 < 0 END) THEN
+		RAISE EXCEPTION 'thresholds must be non-negative numbers (freshness: an interval)' USING ERRCODE = '22023';
+	END IF;
+
+	as_of := coalesce((options ->> 'as_of')::timestamptz, now());
+	window_length := coalesce((options ->> 'window')::interval, interval '1 day');
+	tolerance := coalesce((options ->> 'future_tolerance')::interval, interval '5 minutes');
+	trailing_count := coalesce((options ->> 'trailing_windows')::integer, 7);
+	PERFORM (options #>> '{thresholds,freshness}')::interval;
+	IF NOT isfinite(as_of) THEN
+		RAISE EXCEPTION 'as_of must be a finite timestamp' USING ERRCODE = '22023';
+	END IF;
+	IF window_length <= interval '0' THEN
+		RAISE EXCEPTION 'window must be positive, not %', window_length USING ERRCODE = '22023';
+	END IF;
+	IF tolerance < interval '0' THEN
+		RAISE EXCEPTION 'future_tolerance must not be negative, not %', tolerance USING ERRCODE = '22023';
+	END IF;
+	IF trailing_count NOT BETWEEN 1 AND 365 THEN
+		RAISE EXCEPTION 'trailing_windows must be between 1 and 365, not %', trailing_count USING ERRCODE = '22023';
+	END IF;
+	skip := ARRAY(SELECT jsonb_array_elements_text(coalesce(options -> 'skip', '[]')));
+
+	settings := jsonb_build_object(
+		'as_of_us', extract(epoch FROM as_of) * 1000000,
+		'window_us', extract(epoch FROM window_length) * 1000000,
+		'windows', trailing_count,
+		'future_tolerance_us', extract(epoch FROM tolerance) * 1000000,
+		'duplicates', 'occurred_at' = ANY (columns) AND NOT 'duplicate_rows' = ANY (skip),
+		'distinct', false);
+	-- distinct users and items only when there is a model to compare them with
+	IF options ? 'model' AND NOT skip @> ARRAY['unseen_users', 'unseen_items']
+	   AND EXISTS (SELECT FROM personalize.models m WHERE m.name = quality_settings.options ->> 'model' AND m.active) THEN
+		settings := settings || jsonb_build_object('model', options ->> 'model', 'distinct', true);
+	END IF;
+	RETURN settings;
+END
+$$;
+COMMENT ON FUNCTION personalize.quality_settings(jsonb, text[]) IS 'check_interactions options, validated, as interaction_profile settings';
+
+-- A profile against the thresholds: one row per check. passed is NULL when a
+-- check cannot be evaluated (skipped, no occurred_at column, no active model).
+CREATE FUNCTION personalize.quality_checks(profile jsonb, options jsonb DEFAULT '{}', columns text[] DEFAULT ARRAY['user_id', 'item_id', 'weight', 'occurred_at'])
+RETURNS TABLE (check_name text, severity text, passed boolean, observed double precision, threshold double precision, detail text)
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	total_rows float8 := coalesce((profile ->> 'rows')::float8, 0);
+	has_time boolean := 'occurred_at' = ANY (columns);
+	skip text[] := ARRAY(SELECT jsonb_array_elements_text(coalesce(options -> 'skip', '[]')));
+	model text := options ->> 'model';
+	as_of timestamptz := coalesce((options ->> 'as_of')::timestamptz, now());
+	window_length interval := coalesce((options ->> 'window')::interval, interval '1 day');
+	d record;
+	t float8;
+	n float8;
+	windows float8[];
+	baseline float8;
+	newest timestamptz;
+BEGIN
+	FOR d IN SELECT * FROM personalize.quality_check_defaults() LOOP
+		check_name := d.check_name;
+		severity := coalesce(options #>> ARRAY['severity', d.check_name], d.severity);
+		threshold := CASE WHEN d.check_name = 'freshness'
+		                  THEN extract(epoch FROM coalesce(options #>> '{thresholds,freshness}', d.threshold #>> '{}')::interval)
+		                  ELSE coalesce(options #>> ARRAY['thresholds', d.check_name], d.threshold #>> '{}')::float8 END;
+		t := threshold;
+		passed := NULL;
+		observed := NULL;
+		detail := NULL;
+		IF d.check_name = ANY (skip) THEN
+			detail := 'skipped';
+		ELSIF d.check_name = 'rows' THEN
+			observed := total_rows;
+			passed := total_rows >= t;
+			detail := format('%s rows', total_rows);
+		ELSIF total_rows = 0 THEN
+			detail := 'no rows';
+		ELSIF d.check_name IN ('null_timestamps', 'future_timestamps', 'duplicate_rows', 'freshness', 'volume') AND NOT has_time THEN
+			detail := 'the source has no occurred_at column';
+		ELSIF d.check_name IN ('null_user_ids', 'null_item_ids', 'null_weights', 'negative_weights',
+		                       'non_finite_weights', 'null_timestamps', 'future_timestamps', 'duplicate_rows') THEN
+			n := (profile ->> d.check_name)::float8;
+			observed := n / total_rows;
+			passed := observed <= t;
+			detail := format('%s of %s rows', n, total_rows);
+		ELSIF d.check_name = 'freshness' THEN
+			newest := (profile ->> 'newest')::timestamptz;
+			IF newest IS NULL THEN
+				detail := 'no row has a usable occurred_at';
+			ELSE
+				observed := extract(epoch FROM as_of - newest);
+				passed := observed <= t;
+				detail := format('newest occurred_at %s is %s old', newest, justify_interval(as_of - newest));
+			END IF;
+		ELSIF d.check_name = 'volume' THEN
+			windows := ARRAY(SELECT jsonb_array_elements_text(profile -> 'window_rows')::float8);
+			-- the windows before the last one, counting only those that end after the oldest row
+			SELECT avg(w.rows) INTO baseline
+			FROM unnest(windows[2:]) WITH ORDINALITY w(rows, j)
+			WHERE as_of - window_length * w.j > (profile ->> 'oldest')::timestamptz;
+			IF baseline IS NULL OR baseline = 0 THEN
+				detail := 'no rows in the windows before the last one';
+			ELSE
+				observed := windows[1] / baseline;
+				passed := observed BETWEEN 1 / t AND t;
+				detail := format('%s rows in the last %s against a mean of %s', windows[1], window_length, round(baseline::numeric, 1));
+			END IF;
+		ELSIF model IS NULL THEN
+			detail := 'no model given';
+		ELSIF NOT profile ? d.check_name THEN
+			detail := CASE WHEN profile ? 'unseen_items' THEN format('model "%s" keeps no users', model)
+			               ELSE format('model "%s" has no active version', model) END;
+		ELSE
+			n := (profile ->> d.check_name)::float8;
+			observed := n / nullif((profile ->> CASE d.check_name WHEN 'unseen_users' THEN 'users' ELSE 'items' END)::float8, 0);
+			passed := observed <= t;
+			detail := format('%s of %s distinct %s unknown to model "%s"', n,
+			                 profile ->> CASE d.check_name WHEN 'unseen_users' THEN 'users' ELSE 'items' END,
+			                 CASE d.check_name WHEN 'unseen_users' THEN 'users' ELSE 'items' END, model);
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION personalize.quality_checks(jsonb, jsonb, text[]) IS 'an interaction_profile against thresholds, one row per check';
+
+CREATE FUNCTION personalize.check_interactions(source text, options jsonb DEFAULT '{}')
+RETURNS TABLE (check_name text, severity text, passed boolean, observed double precision, threshold double precision, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- No pinned search_path: the source is resolved as the caller would; every name is qualified.
+AS $$
+DECLARE
+	columns text[];
+	settings jsonb;
+	profile jsonb;
+BEGIN
+	IF source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'source and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	columns := personalize.source_columns(source);
+	IF NOT columns OPERATOR(pg_catalog.@>) ARRAY['user_id', 'item_id'] THEN
+		RAISE EXCEPTION 'source must have columns user_id and item_id' USING ERRCODE = '42703';
+	END IF;
+	settings := personalize.quality_settings(options, columns);
+	-- runs as the caller: privileges and row-level security apply to the source
+	EXECUTE pg_catalog.format('SELECT personalize.interaction_profile(s.user_id::pg_catalog.int8, s.item_id::pg_catalog.int8, %s, %s, $1) FROM %s AS s',
+	                          CASE WHEN 'weight' OPERATOR(pg_catalog.=) ANY (columns) THEN 's.weight::pg_catalog.float8' ELSE '1::pg_catalog.float8' END,
+	                          CASE WHEN 'occurred_at' OPERATOR(pg_catalog.=) ANY (columns) THEN 's.occurred_at::pg_catalog.timestamptz' ELSE 'NULL::pg_catalog.timestamptz' END,
+	                          personalize.source_sql(source))
+		INTO profile USING settings;
+	-- as_of defaults to now(), the same in both helpers within a transaction
+	RETURN QUERY SELECT * FROM personalize.quality_checks(coalesce(profile, '{"rows": 0}'), options, columns);
+END
+$$;
+COMMENT ON FUNCTION personalize.check_interactions(text, jsonb) IS 'data-quality checks of an interaction source, one row per check';
+
+-- ---- src/drift.sql ----
+-- drift: recent interactions against what the active model was trained on
+-- (PSI and KS of item popularity, unknown users and items, volume, logged
+-- scores), and the two histogram statistics on their own.
+
+CREATE FUNCTION personalize.psi(expected double precision[], actual double precision[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'population_stability_index' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION personalize.psi(double precision[], double precision[]) IS
+	'population stability index of two histograms over the same bins (shares floored at 1e-4)';
+
+CREATE FUNCTION personalize.ks_statistic(expected double precision[], actual double precision[]) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'ks_statistic' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION personalize.ks_statistic(double precision[], double precision[]) IS
+	'Kolmogorov-Smirnov statistic of two histograms over the same ordered bins';
+
+-- Reads the source as the caller (row-level security applies) and the active
+-- version of the model; VOLATILE because it runs the caller's SQL.
+CREATE FUNCTION personalize.model_drift(model_name text, source text, recent_window interval, options jsonb DEFAULT '{}')
+RETURNS TABLE (metric text, value double precision, threshold double precision, drifted boolean, detail text)
+	AS 'MODULE_PATHNAME', 'model_drift' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE ROWS 6;
+COMMENT ON FUNCTION personalize.model_drift(text, text, interval, jsonb) IS
+	'drift of recent interactions from the active model''s training data: PSI, KS, unknown users and items, volume, scores';
+
+-- ---- src/progress.sql ----
+-- progress: what train() and refresh() are doing, seen from other sessions.
+
+CREATE FUNCTION personalize.report_progress(operation text, phase text, model_name text DEFAULT NULL) RETURNS void
+	AS 'MODULE_PATHNAME', 'report_progress' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION personalize.report_progress(text, text, text) IS
+	'publish the phase of this session''s training or refresh (a NULL phase ends it)';
+
+CREATE FUNCTION personalize.training_progress_rows(
+	OUT pid integer, OUT operation text, OUT model_name text, OUT phase text, OUT rows_read bigint,
+	OUT iteration integer, OUT iterations integer, OUT loss double precision, OUT started_at timestamptz,
+	OUT seconds double precision)
+RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'training_progress_rows' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 4;
+COMMENT ON FUNCTION personalize.training_progress_rows() IS 'rows of personalize.training_progress';
+
+CREATE VIEW personalize.training_progress WITH (security_invoker = true) AS
+	SELECT p.pid, a.usename AS role, p.operation, p.model_name, p.phase, p.rows_read, p.iteration, p.iterations,
+	       p.loss, p.started_at, p.seconds
+	FROM personalize.training_progress_rows() p
+	LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) p.pid;
+COMMENT ON VIEW personalize.training_progress IS 'trainings and refreshes running now: phase, rows read, iteration, elapsed seconds';
+GRANT SELECT ON personalize.training_progress TO personalize_analyst;
+
+-- ---- src/refresh.sql ----
+-- refresh: retrain a registered model with a data-quality gate and a
+-- champion/challenger comparison; every run is a row of refresh_runs, and
+-- promoted, blocked and failed runs are announced with NOTIFY personalize_refresh.
+--
+-- A registration is SQL (its source) that refresh() runs as whoever calls it,
+-- so a role sees and runs only the registrations of roles it belongs to (row-
+-- level security below). Sources are stored schema-qualified and run under
+-- search_path pg_catalog, pg_temp: a scheduled job has no session path of yours.
+
+CREATE TABLE personalize.refreshes (
+	model_name	text PRIMARY KEY CHECK (model_name <> ''),
+	source		text NOT NULL,
+	algorithm	text NOT NULL CHECK (algorithm IN ('popularity', 'itemknn', 'als')),
+	options		jsonb NOT NULL DEFAULT '{}',
+	gate		jsonb NOT NULL DEFAULT '{}',
+	registered_by name NOT NULL DEFAULT CURRENT_USER,
+	registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE personalize.refreshes IS 'models retrained by personalize.refresh: source, algorithm, options and gate';
+
+CREATE TABLE personalize.refresh_runs (
+	run_id		bigserial PRIMARY KEY,
+	model_name	text NOT NULL,
+	started_at	timestamptz NOT NULL,
+	finished_at	timestamptz NOT NULL,
+	status		text NOT NULL CHECK (status IN ('promoted', 'kept', 'blocked', 'failed')),
+	reason		text,
+	rows		bigint,			-- rows of the source seen by the data checks
+	training_rows bigint,		-- rows the challenger was trained on
+	seconds		double precision NOT NULL,
+	run_by		name NOT NULL DEFAULT CURRENT_USER,
+	champion_version integer,
+	challenger_version integer,
+	trained_until timestamptz,	-- the challenger read rows before it; evaluation, the rows from it on
+	warm_start	boolean,
+	metric		text,
+	champion_score double precision,
+	challenger_score double precision,
+	champion_metrics jsonb,
+	challenger_metrics jsonb,
+	failed_checks jsonb,		-- checks that did not pass, errors and warnings
+	drift		jsonb,
+	error		text
+);
+CREATE INDEX refresh_runs_model_idx ON personalize.refresh_runs (model_name, run_id);
+COMMENT ON TABLE personalize.refresh_runs IS 'one row per personalize.refresh run: outcome, reason, metrics, failed checks, drift';
+
+-- as for models (registry.sql): the roles whose privileges one has, and personalize_admin
+ALTER TABLE personalize.refreshes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY refreshes_by_owner ON personalize.refreshes
+	USING (pg_catalog.pg_has_role(registered_by, 'USAGE')
+	       OR coalesce(pg_catalog.pg_has_role(pg_catalog.to_regrole('personalize_admin'), 'USAGE'), false))
+	WITH CHECK (pg_catalog.pg_has_role(registered_by, 'USAGE')
+	            OR coalesce(pg_catalog.pg_has_role(pg_catalog.to_regrole('personalize_admin'), 'USAGE'), false));
+ALTER TABLE personalize.refresh_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY refresh_runs_by_owner ON personalize.refresh_runs
+	USING (pg_catalog.pg_has_role(run_by, 'USAGE')
+	       OR EXISTS (SELECT FROM personalize.refreshes r WHERE r.model_name OPERATOR(pg_catalog.=) refresh_runs.model_name))
+	WITH CHECK (pg_catalog.pg_has_role(run_by, 'USAGE'));
+
+-- analysts register and run refreshes (roles.sql); administrators also clear old runs
+GRANT SELECT, INSERT, UPDATE, DELETE ON personalize.refreshes TO personalize_analyst;
+GRANT SELECT, INSERT ON personalize.refresh_runs TO personalize_analyst;
+GRANT USAGE ON SEQUENCE personalize.refresh_runs_run_id_seq TO personalize_analyst;
+GRANT DELETE ON personalize.refresh_runs TO personalize_admin;
+
+SELECT pg_catalog.pg_extension_config_dump('personalize.refreshes', '');
+SELECT pg_catalog.pg_extension_config_dump('personalize.refresh_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('personalize.refresh_runs_run_id_seq', '');
+
+-- The gate's keys with their defaults; register_refresh and refresh read it.
+CREATE FUNCTION personalize.refresh_gate(gate jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	defaults jsonb := '{"metric": "ndcg_at_k", "k": 10, "max_drop": 0, "holdout": "1 day", "evaluation_users": 10000,
+	                    "keep": 5, "warm_start": true, "warm_iterations": null, "checks": {}, "drift": {}}'::jsonb;
+	g jsonb;
+	key text;
+BEGIN
+	IF gate IS NULL OR jsonb_typeof(gate) <> 'object' THEN
+		RAISE EXCEPTION 'gate must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	FOR key IN SELECT jsonb_object_keys(gate) LOOP
+		IF NOT defaults ? key THEN
+			RAISE EXCEPTION 'unknown gate option "%"', key USING ERRCODE = '22023',
+				HINT = 'Gate options are ' || (SELECT string_agg(k, ', ') FROM jsonb_object_keys(defaults) k) || '.';
+		END IF;
+	END LOOP;
+	g := defaults || jsonb_strip_nulls(gate);
+	IF NOT g ->> 'metric' = ANY (ARRAY['ndcg_at_k', 'precision_at_k', 'recall_at_k', 'map_at_k', 'hit_rate_at_k', 'mrr_at_k']) THEN
+		RAISE EXCEPTION 'gate metric must be one of ndcg_at_k, precision_at_k, recall_at_k, map_at_k, hit_rate_at_k, mrr_at_k, not "%"',
+			g ->> 'metric' USING ERRCODE = '22023';
+	END IF;
+	IF jsonb_typeof(g -> 'k') <> 'number' OR (g ->> 'k')::numeric NOT BETWEEN 1 AND 1000 OR (g ->> 'k')::numeric % 1 <> 0 THEN
+		RAISE EXCEPTION 'gate k must be an integer between 1 and 1000' USING ERRCODE = '22023';
+	END IF;
+	IF jsonb_typeof(g -> 'max_drop') <> 'number' OR (g ->> 'max_drop')::numeric < 0 THEN
+		RAISE EXCEPTION 'gate max_drop must be a non-negative number' USING ERRCODE = '22023';
+	END IF;
+	IF jsonb_typeof(g -> 'holdout') <> 'string' OR (g ->> 'holdout')::interval <= interval '0' THEN
+		RAISE EXCEPTION 'gate holdout must be a positive interval' USING ERRCODE = '22023';
+	END IF;
+	IF jsonb_typeof(g -> 'evaluation_users') <> 'number' OR (g ->> 'evaluation_users')::numeric < 1 THEN
+		RAISE EXCEPTION 'gate evaluation_users must be a positive number' USING ERRCODE = '22023';
+	END IF;
+	IF jsonb_typeof(g -> 'keep') <> 'number' OR (g ->> 'keep')::numeric < 1 OR (g ->> 'keep')::numeric % 1 <> 0 THEN
+		RAISE EXCEPTION 'gate keep must be a positive integer' USING ERRCODE = '22023';
+	END IF;
+	IF jsonb_typeof(g -> 'warm_start') <> 'boolean' THEN
+		RAISE EXCEPTION 'gate warm_start must be a boolean' USING ERRCODE = '22023';
+	END IF;
+	IF jsonb_typeof(g -> 'warm_iterations') <> 'null' AND (jsonb_typeof(g -> 'warm_iterations') <> 'number' OR (g ->> 'warm_iterations')::numeric < 1) THEN
+		RAISE EXCEPTION 'gate warm_iterations must be a positive number' USING ERRCODE = '22023';
+	END IF;
+	IF jsonb_typeof(g -> 'checks') <> 'object' OR jsonb_typeof(g -> 'drift') <> 'object' THEN
+		RAISE EXCEPTION 'gate checks and drift must be jsonb objects' USING ERRCODE = '22023';
+	END IF;
+	PERFORM personalize.quality_settings(g -> 'checks', ARRAY['user_id', 'item_id', 'weight', 'occurred_at']);
+	RETURN g;
+END
+$$;
+COMMENT ON FUNCTION personalize.refresh_gate(jsonb) IS 'a refresh gate with its defaults, validated';
+
+CREATE FUNCTION personalize.register_refresh(model_name text, source text, algorithm text,
+                                             options jsonb DEFAULT '{}', gate jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- The source is resolved here, in the caller's search_path, and stored schema-qualified.
+AS $$
+DECLARE
+	relation text;
+	columns text[];
+	caller_path text;
+BEGIN
+	IF model_name IS NULL OR source IS NULL OR algorithm IS NULL OR options IS NULL OR gate IS NULL THEN
+		RAISE EXCEPTION 'model_name, source, algorithm, options and gate must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF model_name OPERATOR(pg_catalog.=) '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Register a refresh under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	IF NOT algorithm OPERATOR(pg_catalog.=) ANY (ARRAY['popularity', 'itemknn', 'als']) THEN
+		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023', HINT = 'Use popularity, itemknn or als.';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) OPERATOR(pg_catalog.<>) 'object' OR options OPERATOR(pg_catalog.?) 'activate'
+	   OR options OPERATOR(pg_catalog.?) 'warm_start' THEN
+		RAISE EXCEPTION 'options must be a jsonb object of training options (without activate or warm_start)' USING ERRCODE = '22023';
+	END IF;
+	-- the training options, checked by the aggregate itself over no rows
+	EXECUTE pg_catalog.format('SELECT personalize.%I(NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.float4, $1)',
+	                          algorithm OPERATOR(pg_catalog.||) '_fit') USING options;
+	PERFORM personalize.refresh_gate(gate);
+	relation := personalize.source_sql(source);
+	columns := personalize.source_columns(source);
+	IF NOT columns OPERATOR(pg_catalog.@>) ARRAY['user_id', 'item_id', 'weight', 'occurred_at'] THEN
+		RAISE EXCEPTION 'source must have columns user_id, item_id, weight and occurred_at' USING ERRCODE = '42703';
+	END IF;
+	-- a query must also resolve where refresh runs it
+	caller_path := pg_catalog.current_setting('search_path');
+	BEGIN
+		PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+		PERFORM personalize.source_columns(relation);
+		PERFORM pg_catalog.set_config('search_path', caller_path, true);
+	EXCEPTION WHEN undefined_table OR undefined_function OR undefined_object THEN
+		RAISE EXCEPTION 'source must qualify its tables with their schema: refresh runs it with search_path pg_catalog, pg_temp'
+			USING ERRCODE = '42P01', HINT = 'Write public.events instead of events in the query.';
+	END;
+	INSERT INTO personalize.refreshes AS r (model_name, source, algorithm, options, gate)
+	VALUES (register_refresh.model_name, relation, register_refresh.algorithm, register_refresh.options, register_refresh.gate)
+	ON CONFLICT ON CONSTRAINT refreshes_pkey DO UPDATE
+	SET source = excluded.source, algorithm = excluded.algorithm, options = excluded.options, gate = excluded.gate,
+	    registered_by = CURRENT_USER, registered_at = pg_catalog.now();
+END
+$$;
+COMMENT ON FUNCTION personalize.register_refresh(text, text, text, jsonb, jsonb) IS
+	'register (or replace) how personalize.refresh retrains a model: source, algorithm, options and gate';
+
+CREATE FUNCTION personalize.unregister_refresh(model_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM personalize.refreshes r WHERE r.model_name = unregister_refresh.model_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" has no registered refresh', model_name USING ERRCODE = '42704';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION personalize.unregister_refresh(text) IS 'forget how a model is refreshed (its runs and versions stay)';
+
+-- Announce a run on channel personalize_refresh (delivered at commit).
+CREATE FUNCTION personalize.refresh_notify(run personalize.refresh_runs)
+RETURNS void
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_notify('personalize_refresh', jsonb_build_object(
+		'model', run.model_name, 'run_id', run.run_id, 'status', run.status, 'reason', left(run.reason, 500),
+		'champion_version', run.champion_version, 'challenger_version', run.challenger_version,
+		'metric', run.metric, 'champion_score', run.champion_score, 'challenger_score', run.challenger_score,
+		'failed_checks', (SELECT jsonb_agg(c -> 'check_name') FROM jsonb_array_elements(run.failed_checks) c),
+		'error', left(run.error, 500))::text)
+$$;
+COMMENT ON FUNCTION personalize.refresh_notify(personalize.refresh_runs) IS 'NOTIFY personalize_refresh with a run as JSON';
+
+-- Recommendations of the active version of a model for the evaluation users, excluding
+-- what each user had before the cutoff (the same candidates for champion and challenger).
+CREATE FUNCTION personalize.refresh_recommendations(model_name text, k integer, target text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS
+		SELECT u.user_id, r.item_id, r.rank
+		FROM pg_temp.personalize_refresh_users u,
+		     LATERAL personalize.recommend($1, u.user_id, least($2, (SELECT m.items FROM personalize.models m WHERE m.name = $1 AND m.active))::integer,
+		                                   false, NULL, u.seen) r', target)
+		USING model_name, k;
+END
+$$;
+COMMENT ON FUNCTION personalize.refresh_recommendations(text, integer, text) IS 'top-k of the active version for the users a refresh evaluates on';
+
+-- Retrain, check, compare, promote or keep; one run row, whatever happens.
+-- Everything after the registration lookup runs in a subtransaction: a failed
+-- run leaves models as they were and is recorded with its error.
+CREATE FUNCTION personalize.refresh(model_name text)
+RETURNS personalize.refresh_runs
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	reg personalize.refreshes;
+	g jsonb;
+	run personalize.refresh_runs;
+	k integer;
+	holdout interval;
+	newest timestamptz;
+	champion record;
+	fit_options jsonb;
+	evaluation_users bigint;
+	err text;
+	code text;
+BEGIN
+	run.model_name := model_name;
+	run.started_at := clock_timestamp();
+	run.run_by := CURRENT_USER;
+	SELECT * INTO reg FROM personalize.refreshes r WHERE r.model_name = refresh.model_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" has no registered refresh', model_name USING ERRCODE = '42704',
+			HINT = 'Register one with personalize.register_refresh().';
+	END IF;
+	PERFORM personalize.report_progress('refresh', 'checking data', model_name);
+
+	BEGIN
+		IF NOT pg_try_advisory_xact_lock(hashtext('personalize.refresh'), hashtext(model_name)) THEN
+			RAISE EXCEPTION 'another refresh of model "%" is running', model_name USING ERRCODE = '55P03';
+		END IF;
+		g := personalize.refresh_gate(reg.gate);
+		run.metric := g ->> 'metric';
+		k := (g ->> 'k')::integer;
+		holdout := (g ->> 'holdout')::interval;
+		SELECT m.version, m.algorithm, m.options INTO champion FROM personalize.models m WHERE m.name = model_name AND m.active;
+		run.champion_version := champion.version;
+
+		-- 1. data checks: one that fails with severity error blocks the run
+		SELECT jsonb_agg(to_jsonb(c) - 'ordinality' ORDER BY c.ordinality) FILTER (WHERE NOT c.passed),
+		       max(c.observed) FILTER (WHERE c.check_name = 'rows')
+		INTO run.failed_checks, run.rows
+		FROM personalize.check_interactions(reg.source, jsonb_build_object('model', model_name) || (g -> 'checks')) WITH ORDINALITY c;
+		IF EXISTS (SELECT FROM jsonb_array_elements(run.failed_checks) f WHERE f ->> 'severity' = 'error') THEN
+			run.status := 'blocked';
+			run.reason := 'data checks failed: ' || (SELECT string_agg(f ->> 'check_name', ', ')
+			                                         FROM jsonb_array_elements(run.failed_checks) f WHERE f ->> 'severity' = 'error');
+		ELSE
+			EXECUTE format('SELECT max(s.occurred_at::timestamptz) FROM %s AS s', reg.source) INTO newest;
+			IF newest IS NULL THEN
+				RAISE EXCEPTION 'source has no row with an occurred_at' USING ERRCODE = '22023';
+			END IF;
+			run.trained_until := newest - holdout;
+
+			-- 2. drift of the holdout window from the champion's training data
+			IF champion.version IS NOT NULL THEN
+				PERFORM personalize.report_progress('refresh', 'measuring drift');
+				SELECT jsonb_agg(to_jsonb(d)) INTO run.drift
+				FROM personalize.model_drift(model_name, reg.source, holdout, (g -> 'drift') || jsonb_build_object('as_of', newest)) d;
+			END IF;
+
+			-- 3. the challenger, from the rows before the holdout window; an ALS
+			-- champion of the same shape gives its factors as the starting point
+			-- (64 factors and 15 iterations are als_fit's defaults)
+			fit_options := reg.options || '{"activate": false}';
+			run.warm_start := reg.algorithm = 'als' AND champion.algorithm = 'als' AND (g ->> 'warm_start')::boolean
+			                  AND coalesce(champion.options ->> 'factors', '64') = coalesce(reg.options ->> 'factors', '64');
+			IF run.warm_start THEN
+				fit_options := fit_options || jsonb_build_object('warm_start', model_name, 'iterations',
+					coalesce((g ->> 'warm_iterations')::integer, ceil(coalesce((reg.options ->> 'iterations')::numeric, 15) / 2)::integer));
+			END IF;
+			run.challenger_version := personalize.train(model_name, reg.algorithm,
+				format('SELECT s.* FROM %s AS s WHERE s.occurred_at::timestamptz < %L::timestamptz', reg.source, run.trained_until),
+				fit_options);
+			SELECT m.rows INTO run.training_rows FROM personalize.models m WHERE m.name = model_name AND m.version = run.challenger_version;
+
+			-- 4. champion and challenger on the holdout window: for a sample of its users, the
+			-- items new to them, against top-k lists that both exclude what they had before
+			PERFORM personalize.report_progress('refresh', 'evaluating');
+			-- one scan for the sample of users, one for their rows before and in the window
+			EXECUTE format($q$
+				CREATE TEMP TABLE personalize_refresh_users ON COMMIT DROP AS
+				WITH sample AS (SELECT u.user_id FROM (SELECT DISTINCT s.user_id::int8 AS user_id FROM %1$s AS s
+				                                       WHERE s.occurred_at::timestamptz >= $1 AND s.item_id IS NOT NULL) u
+				                WHERE u.user_id IS NOT NULL ORDER BY hashint8(u.user_id), u.user_id LIMIT $2)
+				SELECT p.user_id,
+				       array_agg(DISTINCT s.item_id::int8) FILTER (WHERE s.occurred_at::timestamptz < $1) AS seen,
+				       array_agg(DISTINCT s.item_id::int8) FILTER (WHERE s.occurred_at::timestamptz >= $1) AS recent
+				FROM sample p JOIN %1$s AS s ON s.user_id::int8 = p.user_id AND s.item_id IS NOT NULL
+				GROUP BY p.user_id$q$, reg.source)
+				USING run.trained_until, (g ->> 'evaluation_users')::bigint;
+			EXECUTE format($q$
+				CREATE TEMP TABLE %I ON COMMIT DROP AS
+				SELECT u.user_id, r.item_id FROM pg_temp.%I u, unnest(u.recent) r(item_id)
+				WHERE u.seen IS NULL OR NOT r.item_id = ANY (u.seen)$q$, 'personalize_refresh_truth', 'personalize_refresh_users');
+			EXECUTE format('DELETE FROM pg_temp.%I u WHERE NOT EXISTS (SELECT FROM pg_temp.%I t WHERE t.user_id = u.user_id)',
+			               'personalize_refresh_users', 'personalize_refresh_truth');
+			EXECUTE format('SELECT count(*) FROM pg_temp.%I', 'personalize_refresh_users') INTO evaluation_users;
+			IF champion.version IS NOT NULL AND evaluation_users > 0 THEN
+				PERFORM personalize.refresh_recommendations(model_name, k, 'personalize_refresh_champion');
+				SELECT to_jsonb(x) INTO run.champion_metrics
+				FROM personalize.ranking_metrics('pg_temp.personalize_refresh_champion', 'pg_temp.personalize_refresh_truth', k) x;
+				DROP TABLE pg_temp.personalize_refresh_champion;
+			END IF;
+			-- the challenger serves for the comparison, visible to this transaction only
+			PERFORM personalize.activate(model_name, run.challenger_version);
+			IF evaluation_users > 0 THEN
+				PERFORM personalize.refresh_recommendations(model_name, k, 'personalize_refresh_challenger');
+				SELECT to_jsonb(x) INTO run.challenger_metrics
+				FROM personalize.ranking_metrics('pg_temp.personalize_refresh_challenger', 'pg_temp.personalize_refresh_truth', k) x;
+				DROP TABLE pg_temp.personalize_refresh_challenger;
+			END IF;
+			DROP TABLE pg_temp.personalize_refresh_truth, pg_temp.personalize_refresh_users;
+			run.champion_score := (run.champion_metrics ->> run.metric)::float8;
+			run.challenger_score := (run.challenger_metrics ->> run.metric)::float8;
+
+			-- 5. the gate
+			IF champion.version IS NULL THEN
+				run.status := 'promoted';
+				run.reason := 'no active version to compare with';
+			ELSIF evaluation_users = 0 THEN
+				run.status := 'kept';
+				run.reason := format('no interaction new to its user in the holdout window (%s) to evaluate on', holdout);
+			ELSIF run.challenger_score >= run.champion_score - (g ->> 'max_drop')::float8 THEN
+				run.status := 'promoted';
+				run.reason := format('challenger %s %s >= champion %s - max_drop %s over %s users', run.metric,
+				                     round(run.challenger_score::numeric, 6), round(run.champion_score::numeric, 6), g ->> 'max_drop', evaluation_users);
+			ELSE
+				run.status := 'kept';
+				run.reason := format('challenger %s %s < champion %s - max_drop %s over %s users', run.metric,
+				                     round(run.challenger_score::numeric, 6), round(run.champion_score::numeric, 6), g ->> 'max_drop', evaluation_users);
+			END IF;
+			PERFORM personalize.report_progress('refresh', 'storing');
+			IF run.status = 'kept' THEN
+				PERFORM personalize.activate(model_name, champion.version);
+			END IF;
+			-- 6. retention: the newest versions, and always the active one
+			DELETE FROM personalize.models m
+			WHERE m.name = model_name AND NOT m.active
+			  AND m.version NOT IN (SELECT x.version FROM personalize.models x WHERE x.name = model_name
+			                        ORDER BY x.version DESC LIMIT (g ->> 'keep')::integer);
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
+		run.status := 'failed';
+		run.reason := err;
+		run.error := format('%s (SQLSTATE %s)', err, code);
+		run.challenger_version := NULL;		-- rolled back with the rest
+	END;
+
+	run.finished_at := clock_timestamp();
+	run.seconds := extract(epoch FROM run.finished_at - run.started_at);
+	INSERT INTO personalize.refresh_runs (model_name, started_at, finished_at, status, reason, rows, training_rows, seconds,
+		run_by, champion_version, challenger_version, trained_until, warm_start, metric, champion_score, challenger_score,
+		champion_metrics, challenger_metrics, failed_checks, drift, error)
+	VALUES (run.model_name, run.started_at, run.finished_at, run.status, run.reason, run.rows, run.training_rows, run.seconds,
+		run.run_by, run.champion_version, run.challenger_version, run.trained_until, run.warm_start, run.metric, run.champion_score,
+		run.challenger_score, run.champion_metrics, run.challenger_metrics, run.failed_checks, run.drift, run.error)
+	RETURNING * INTO run;
+	IF run.status <> 'kept' THEN
+		PERFORM personalize.refresh_notify(run);
+	END IF;
+	PERFORM personalize.report_progress('refresh', NULL);
+	RETURN run;
+END
+$$;
+COMMENT ON FUNCTION personalize.refresh(text) IS
+	'retrain a registered model: data checks, challenger, evaluation on the newest window, promote or keep';
+
+-- Undo the last promotion: the version that was active before the current one was promoted.
+CREATE FUNCTION personalize.rollback(model_name text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	current_version integer;
+	previous integer;
+BEGIN
+	PERFORM pg_advisory_xact_lock(hashtext('personalize.models'), hashtext(model_name));
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name) THEN
+		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = '42704';
+	END IF;
+	SELECT m.version INTO current_version FROM personalize.models m WHERE m.name = model_name AND m.active;
+	SELECT r.champion_version INTO previous FROM personalize.refresh_runs r
+	WHERE r.model_name = rollback.model_name AND r.status = 'promoted' AND r.challenger_version = current_version
+	  AND r.champion_version IS NOT NULL
+	ORDER BY r.run_id DESC LIMIT 1;
+	IF previous IS NULL THEN
+		RAISE EXCEPTION 'model "%" has no earlier promoted version to roll back to', model_name USING ERRCODE = '55000',
+			HINT = 'The active version was not promoted by a refresh over another one; personalize.activate() picks any version.';
+	END IF;
+	IF NOT EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name AND m.version = previous) THEN
+		RAISE EXCEPTION 'version % of model "%" was pruned', previous, model_name USING ERRCODE = '55000',
+			HINT = 'Keep more versions with the gate option keep.';
+	END IF;
+	PERFORM personalize.activate(model_name, previous);
+	PERFORM pg_notify('personalize_refresh', jsonb_build_object('model', model_name, 'status', 'rolled back',
+		'from_version', current_version, 'to_version', previous)::text);
+	RETURN previous;
+END
+$$;
+COMMENT ON FUNCTION personalize.rollback(text) IS 'activate the version that was active before the last promotion';
+
+-- The last run of each registered model: what a dashboard or an on-call check reads.
+CREATE VIEW personalize.refresh_status WITH (security_invoker = true) AS
+SELECT r.model_name, (SELECT m.version FROM personalize.models m
+                      WHERE m.name OPERATOR(pg_catalog.=) r.model_name AND m.active) AS active_version,
+       l.run_id, l.status, l.reason, l.finished_at, l.seconds, l.champion_version, l.challenger_version,
+       l.metric, l.champion_score, l.challenger_score, l.failed_checks,
+       coalesce(l.status OPERATOR(pg_catalog.=) ANY (ARRAY['blocked', 'failed']), false) AS needs_attention
+FROM personalize.refreshes r
+LEFT JOIN LATERAL (SELECT x.* FROM personalize.refresh_runs x WHERE x.model_name OPERATOR(pg_catalog.=) r.model_name
+                   ORDER BY x.run_id DESC LIMIT 1) l ON true;
+COMMENT ON VIEW personalize.refresh_status IS 'last refresh run of each registered model, and whether it needs attention';
+GRANT SELECT ON personalize.refresh_status TO personalize_analyst;
+
+-- ---- src/schedule.sql ----
+-- schedule: pg_cron jobs that run personalize.refresh(model) in this database as
+-- the role that scheduled them. pg_cron is optional: nothing here refers to its
+-- objects until a function runs, and then each says clearly what is missing.
+--
+-- pg_cron keeps its jobs in one database per server (cron.database_name). When
+-- that is this database, its functions are called directly. Otherwise they are
+-- reached through dblink, when installed here, connecting to that database as
+-- the current role (libpq options from the setting personalize.cron_connection;
+-- dblink asks non-superusers for a password).
+
+-- The connection to pg_cron's database, or NULL when pg_cron's schema is here.
+CREATE FUNCTION personalize.cron_connection()
+RETURNS text
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cron_database text := current_setting('cron.database_name', true);
+	socket text := split_part(current_setting('unix_socket_directories'), ',', 1);
+	quote text := $q$'%s'$q$;
+BEGIN
+	IF to_regclass('cron.job') IS NOT NULL THEN
+		RETURN NULL;
+	END IF;
+	IF cron_database IS NULL THEN
+		RAISE EXCEPTION 'pg_cron is not available on this server' USING ERRCODE = '55000',
+			HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name, restart, and CREATE EXTENSION pg_cron in that database.';
+	END IF;
+	IF cron_database = current_database() THEN
+		RAISE EXCEPTION 'pg_cron is loaded for this database but not installed in it' USING ERRCODE = '55000',
+			HINT = 'CREATE EXTENSION pg_cron;';
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'dblink') THEN
+		RAISE EXCEPTION 'pg_cron keeps its jobs in database "%", and dblink is not installed here to reach it', cron_database
+			USING ERRCODE = '55000',
+			HINT = 'CREATE EXTENSION dblink; or set cron.database_name to this database.';
+	END IF;
+	-- libpq values in single quotes, with \ and ' escaped
+	RETURN concat_ws(' ',
+		'dbname=' || format(quote, replace(replace(cron_database, '\', '\\'), '''', '\''')),
+		'user=' || format(quote, replace(replace(CURRENT_USER, '\', '\\'), '''', '\''')),
+		CASE WHEN socket <> '' THEN 'host=' || format(quote, replace(replace(trim(socket), '\', '\\'), '''', '\''')) END,
+		'port=' || current_setting('port'),
+		nullif(current_setting('personalize.cron_connection', true), ''));
+END
+$$;
+COMMENT ON FUNCTION personalize.cron_connection() IS 'libpq connection to pg_cron''s database (NULL when pg_cron is installed here)';
+
+-- A query run where pg_cron is, as the current role; each row as jsonb.
+CREATE FUNCTION personalize.cron_query(query text)
+RETURNS SETOF jsonb
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	connection text := personalize.cron_connection();
+	wrapped text := format('SELECT pg_catalog.to_jsonb(q) FROM (%s) q', query);
+BEGIN
+	IF connection IS NULL THEN
+		RETURN QUERY EXECUTE wrapped;
+	ELSE
+		RETURN QUERY EXECUTE format('SELECT t.row FROM %I.dblink($1, $2) AS t("row" jsonb)',
+		                            (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+		                             WHERE e.extname = 'dblink'))
+			USING connection, wrapped;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION personalize.cron_query(text) IS 'run a query in pg_cron''s database as the current role, rows as jsonb';
+
+-- Job names are unique per role in cron.job and at most 63 bytes.
+CREATE FUNCTION personalize.refresh_job_name(model_name text)
+RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN octet_length(n) <= 63 THEN n
+	            ELSE convert_from(substring(convert_to(n, 'UTF8') FOR 48), 'UTF8') || '~' || left(md5(n), 8) END
+	FROM (SELECT 'personalize refresh ' || current_database() || '.' || model_name AS n) j
+$$;
+COMMENT ON FUNCTION personalize.refresh_job_name(text) IS 'the pg_cron job name of a model''s refresh in this database';
+
+CREATE FUNCTION personalize.schedule_refresh(model_name text, schedule text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	command text := format('SELECT personalize.refresh(%L)', model_name);
+	job text := personalize.refresh_job_name(model_name);
+	in_database boolean;
+BEGIN
+	IF NOT EXISTS (SELECT FROM personalize.refreshes r WHERE r.model_name = schedule_refresh.model_name) THEN
+		RAISE EXCEPTION 'model "%" has no registered refresh', model_name USING ERRCODE = '42704',
+			HINT = 'Register one with personalize.register_refresh().';
+	END IF;
+	SELECT (r ->> 'ok')::boolean INTO in_database
+	FROM personalize.cron_query($q$SELECT pg_catalog.to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NOT NULL AS ok$q$) r;
+	IF in_database THEN
+		RETURN (SELECT (r ->> 'jobid')::bigint FROM personalize.cron_query(
+			format('SELECT cron.schedule_in_database(%L, %L, %L, %L) AS jobid', job, schedule, command, current_database())) r);
+	ELSIF personalize.cron_connection() IS NULL THEN
+		-- pg_cron before 1.4 runs jobs in its own database, which is this one
+		RETURN (SELECT (r ->> 'jobid')::bigint FROM personalize.cron_query(
+			format('SELECT cron.schedule(%L, %L, %L) AS jobid', job, schedule, command)) r);
+	END IF;
+	RAISE EXCEPTION 'pg_cron before 1.4 cannot run jobs in another database' USING ERRCODE = '0A000',
+		HINT = 'Upgrade pg_cron, or set cron.database_name to this database.';
+END
+$$;
+COMMENT ON FUNCTION personalize.schedule_refresh(text, text) IS
+	'create or replace the pg_cron job that runs personalize.refresh(model) here as the current role';
+
+CREATE FUNCTION personalize.unschedule_refresh(model_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job text := personalize.refresh_job_name(model_name);
+BEGIN
+	IF NOT EXISTS (SELECT FROM personalize.cron_query(format('SELECT j.jobid FROM cron.job j WHERE j.jobname = %L AND j.username = CURRENT_USER', job))) THEN
+		RAISE EXCEPTION 'model "%" has no scheduled refresh of yours', model_name USING ERRCODE = '42704';
+	END IF;
+	PERFORM personalize.cron_query(format('SELECT cron.unschedule(%L::name)', job));
+END
+$$;
+COMMENT ON FUNCTION personalize.unschedule_refresh(text) IS 'remove the pg_cron job of a model''s refresh';
+
+-- Jobs of this database's refreshes, with their last run (pg_cron shows each role its own).
+CREATE FUNCTION personalize.refresh_job_rows()
+RETURNS TABLE (job_name text, jobid bigint, schedule text, active boolean, username text,
+               last_status text, last_start timestamptz, last_end timestamptz, last_message text)
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY
+	SELECT r ->> 'jobname', (r ->> 'jobid')::bigint, r ->> 'schedule', (r ->> 'active')::boolean, r ->> 'username',
+	       r ->> 'status', (r ->> 'start_time')::timestamptz, (r ->> 'end_time')::timestamptz, r ->> 'return_message'
+	FROM personalize.cron_query(format($q$
+		SELECT j.jobname, j.jobid, j.schedule, j.active, j.username, d.status, d.start_time, d.end_time, d.return_message
+		FROM cron.job j
+		LEFT JOIN LATERAL (SELECT x.status, x.start_time, x.end_time, x.return_message FROM cron.job_run_details x
+		                   WHERE x.jobid = j.jobid ORDER BY x.runid DESC LIMIT 1) d ON true
+		WHERE j.database = %L AND j.jobname LIKE 'personalize refresh %%'$q$, current_database())) r;
+END
+$$;
+COMMENT ON FUNCTION personalize.refresh_job_rows() IS 'pg_cron jobs of refreshes in this database with their last run';
+
+CREATE VIEW personalize.refresh_jobs WITH (security_invoker = true) AS
+SELECT r.model_name, j.job_name, j.jobid, j.schedule, j.active, j.username,
+       j.last_status, j.last_start, j.last_end, j.last_message
+FROM personalize.refreshes r
+LEFT JOIN personalize.refresh_job_rows() j ON j.job_name OPERATOR(pg_catalog.=) personalize.refresh_job_name(r.model_name);
+COMMENT ON VIEW personalize.refresh_jobs IS 'registered refreshes with their pg_cron job and its last run';
+GRANT SELECT ON personalize.refresh_jobs TO personalize_analyst;

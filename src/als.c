@@ -31,13 +31,14 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "progress.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
 static const char *const als_options[] = {
 	"factors", "regularization", "alpha", "iterations", "cg_steps", "seed",
-	"calculate_loss", "threads", NULL
+	"calculate_loss", "threads", "warm_start", NULL
 };
 
 #define ALS_CHUNK 256
@@ -250,6 +251,47 @@ als_loss(const Interactions *d, const float *X, const float *Y, int f, float reg
 	return (loss + reg * norms) / ((double) d->nusers * d->nitems + d->nnz);
 }
 
+/*
+ * Warm start (refresh): rows of users and items that the active version of
+ * another ALS model knows start from its factors; the others keep their
+ * random start. Returns how many rows were copied.
+ */
+static int64
+als_warm_start(const char *model_name, const Interactions *d, float *X, float *Y, int f)
+{
+	LoadedModel *lm = model_cache_get(cstring_to_text(model_name));
+	const ModelHeader *m = lm->m;
+	const float *oldX = lm->user_factors;
+	const float *oldY = lm->item_factors;
+	int64		copied = 0;
+
+	if (m->algorithm != MODEL_ALS || m->factors != f || oldX == NULL || oldY == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("warm_start model \"%s\" must be an ALS model with %d factors", model_name, f)));
+	for (int32 u = 0; u < d->nusers; u++)
+	{
+		int32		old = loaded_user(lm, d->user_ids[u]);
+
+		if (old >= 0)
+		{
+			memcpy(X + (Size) u * f, oldX + (Size) old * f, sizeof(float) * f);
+			copied++;
+		}
+	}
+	for (int32 i = 0; i < d->nitems; i++)
+	{
+		int32		old = loaded_item(lm, d->item_ids[i]);
+
+		if (old >= 0)
+		{
+			memcpy(Y + (Size) i * f, oldY + (Size) old * f, sizeof(float) * f);
+			copied++;
+		}
+	}
+	return copied;
+}
+
 PG_FUNCTION_INFO_V1(als_final);
 Datum
 als_final(PG_FUNCTION_ARGS)
@@ -275,6 +317,7 @@ als_final(PG_FUNCTION_ARGS)
 	float	   *t_weights;
 	AlsHalf		users,
 				items;
+	JsonbValue *warm;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -304,6 +347,20 @@ als_final(PG_FUNCTION_ARGS)
 		X[i] = (float) (pg_prng_double(&rng) * 0.01);
 	for (Size i = 0; i < (Size) d->nitems * f; i++)
 		Y[i] = (float) (pg_prng_double(&rng) * 0.01);
+	warm = getKeyJsonValueFromContainer(&opts->root, "warm_start", strlen("warm_start"), NULL);
+	if (warm && warm->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"warm_start\" must be the name of a model")));
+	if (warm)
+	{
+		char	   *from = pnstrdup(warm->val.string.val, warm->val.string.len);
+		int64		copied = als_warm_start(from, d, X, Y, f);
+
+		ereport(DEBUG1,
+				(errmsg("als warm start: " INT64_FORMAT " of %d user and item rows from model \"%s\"",
+						copied, d->nusers + d->nitems, from)));
+	}
 
 	interactions_transpose(d, &t_indptr, &t_indices, &t_weights);
 	gram = palloc(sizeof(float) * f * f);
@@ -343,14 +400,15 @@ als_final(PG_FUNCTION_ARGS)
 		if (want_loss)
 		{
 			m->loss = als_loss(d, X, Y, f, reg, alpha);
-			ereport(NOTICE,
+			ereport(DEBUG1,
 					(errmsg("als iteration %d of %d: %.3f s, loss %.9g",
 							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed), m->loss)));
 		}
 		else
-			ereport(NOTICE,
+			ereport(DEBUG1,
 					(errmsg("als iteration %d of %d: %.3f s",
 							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed))));
+		progress_set_iteration(it + 1, iterations, want_loss ? m->loss : NAN);
 	}
 	PG_RETURN_DATUM(model_datum(m));
 }

@@ -20,6 +20,7 @@
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "progress.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -126,6 +127,7 @@ interactions_transfn(PG_FUNCTION_ARGS)
 		st = interactions_state_new(cxt);
 	else
 		st = (InteractionState *) PG_GETARG_POINTER(0);
+	progress_count_row();
 
 	if (st->options == NULL && !PG_ARGISNULL(4))
 		state_set_options(st, PG_GETARG_JSONB_P(4));
@@ -201,6 +203,7 @@ interactions_combine(PG_FUNCTION_ARGS)
 		a = interactions_state_new(cxt);
 	if (a->options == NULL && b->options != NULL)
 		state_set_options(a, b->options);
+	progress_take_over_rows(b->n + b->null_rows);
 	state_merge(a, b);
 	/* b is a worker's deserialized state, not used again: free it now, not at the end */
 	for (int32 i = 0; i < b->nblocks; i++)
@@ -234,6 +237,7 @@ interactions_serialize(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("partial aggregate state of " INT64_FORMAT " interactions exceeds 1 GB", st->n),
 				 errhint("Disable parallel query for this training (max_parallel_workers_per_gather = 0).")));
+	progress_hand_over_rows(st->n + st->null_rows);
 	out = palloc(size);
 	SET_VARSIZE(out, size);
 	p = VARDATA(out);
@@ -419,6 +423,7 @@ interactions_build(InteractionState *st)
 	ItemWeight *pairs;
 	int64		out;
 
+	progress_set_phase(PROGRESS_BUILDING);
 	d->rows = n;
 	d->null_rows = st->null_rows;
 	d->nusers = st->users.count;

@@ -16,6 +16,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "progress.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -167,6 +168,7 @@ popularity_transfn(PG_FUNCTION_ARGS)
 	}
 	else
 		st = pop_get(PG_GETARG_DATUM(0));
+	progress_count_row();
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 	{

@@ -180,6 +180,7 @@ BEGIN
 	relation := personalize.source_sql(source);
 
 	-- runs as the caller: privileges and row-level security apply to the source
+	PERFORM personalize.report_progress('train', 'reading rows', model_name);
 	started := pg_catalog.clock_timestamp();
 	EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
 	               fit, relation)
@@ -188,9 +189,11 @@ BEGIN
 		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
 			USING ERRCODE = '22023';
 	END IF;
+	PERFORM personalize.report_progress('train', 'storing');
 	new_version := personalize.store_version(model_name, trained, options,
 	                                         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active);
 	UPDATE personalize.models m SET source = relation WHERE m.name = model_name AND m.version = new_version;
+	PERFORM personalize.report_progress('train', NULL);
 	RETURN new_version;
 END
 $$;

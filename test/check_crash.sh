@@ -287,7 +287,7 @@ scenario() {
 big_als="{\"factors\": 128, \"iterations\": 20}"
 scenario train-reading kill "crash probe: paused at source" "SET crash.pause = 'source'" \
   "SELECT personalize.train('crash_als', 'als', 'SELECT user_id, item_id, weight FROM crash.events WHERE crash.probe_at(n, 200000)', '$big_als')"
-scenario train-solving kill "als iteration 2 of 20" \
+scenario train-solving kill "als iteration 2 of 20" "SET client_min_messages = debug1" \
   "SELECT personalize.train('crash_als', 'als', 'crash.events', '$big_als')"
 scenario train-activating kill "crash probe: paused at models INSERT" "SET crash.pause = 'models INSERT'" \
   "SELECT personalize.train('crash_pop', 'popularity', 'crash.events')"
@@ -295,7 +295,7 @@ scenario activate kill "crash probe: paused at models UPDATE" "SET crash.pause =
   "SELECT personalize.activate('crash_als', 2)"
 scenario forget kill "crash probe: paused at consents DELETE" "SET crash.pause = 'consents DELETE'" \
   "SELECT * FROM personalize.forget(42)"
-scenario train-immediate-restart restart "als iteration 2 of 20" \
+scenario train-immediate-restart restart "als iteration 2 of 20" "SET client_min_messages = debug1" \
   "SELECT personalize.train('crash_als', 'als', 'crash.events', '$big_als')"
 
 # ---------------------------------------------------------------- after the crashes, the same work completes

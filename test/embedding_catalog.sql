@@ -41,16 +41,18 @@ SELECT is(
                          'create_experiment', 'assign', 'log_outcome', 'segment_effects', 'cuped_results',
                          'experiment_metric_check', 'source_sql', 'chisq_gof', 'moments_pad',
                          'set_consent', 'protect', 'consents_append_only', 'fairness_gaps',
-                         'may_change_model')),
+                         'may_change_model',
+                         'check_interactions', 'model_drift', 'register_refresh', 'report_progress')),
   NULL, 'only aggregate support and functions that handle NULL arguments themselves take NULLs');
 -- internal states only where the issue allows them (ALS and item-kNN need
--- every row), and then with serialize/deserialize for parallel query
+-- every row, the data-quality profile every (user, item, time) triple for exact
+-- duplicates), and then with serialize/deserialize for parallel query
 SELECT is(
   (SELECT array_agg(p.oid::regprocedure::text) FROM pg_aggregate a JOIN ext_functions f ON f.fn = a.aggfnoid
    JOIN pg_proc p ON p.oid = a.aggfnoid
    WHERE a.aggcombinefn = 0 OR p.proparallel <> 's'
       OR (a.aggtranstype = 'internal'::regtype
-          AND (p.proname NOT IN ('als_fit', 'itemknn_fit') OR a.aggserialfn = 0 OR a.aggdeserialfn = 0))),
+          AND (p.proname NOT IN ('als_fit', 'itemknn_fit', 'interaction_profile') OR a.aggserialfn = 0 OR a.aggdeserialfn = 0))),
   NULL, 'aggregates have combine functions, concrete state types (or serializable internal ones) and are PARALLEL SAFE');
 
 -- views read user data as the caller, so row-level security holds through them

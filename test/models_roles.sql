@@ -57,7 +57,13 @@ SELECT set_eq(
            ('personalize_service', 'experiment_strata', 'UPDATE'),
            ('personalize_analyst', 'outcomes', 'SELECT'), ('personalize_service', 'outcomes', 'INSERT'),
            ('personalize_analyst', 'experiment_results', 'SELECT'), ('personalize_analyst', 'experiment_health', 'SELECT'),
-           ('personalize_admin', 'forget_in_models', 'EXECUTE'), ('personalize_admin', 'forget_consents', 'EXECUTE')$$,
+           ('personalize_admin', 'forget_in_models', 'EXECUTE'), ('personalize_admin', 'forget_consents', 'EXECUTE'),
+           ('personalize_analyst', 'refreshes', 'SELECT'), ('personalize_analyst', 'refreshes', 'INSERT'),
+           ('personalize_analyst', 'refreshes', 'UPDATE'), ('personalize_analyst', 'refreshes', 'DELETE'),
+           ('personalize_analyst', 'refresh_runs', 'SELECT'), ('personalize_analyst', 'refresh_runs', 'INSERT'),
+           ('personalize_admin', 'refresh_runs', 'DELETE'), ('personalize_analyst', 'refresh_runs_run_id_seq', 'USAGE'),
+           ('personalize_analyst', 'refresh_status', 'SELECT'), ('personalize_analyst', 'refresh_jobs', 'SELECT'),
+           ('personalize_analyst', 'training_progress', 'SELECT')$$,
   'the three roles hold exactly the privileges documented in doc/administration.md');
 SELECT ok(pg_has_role('personalize_admin', 'personalize_analyst', 'USAGE') AND pg_has_role('personalize_admin', 'personalize_service', 'USAGE')
           AND NOT pg_has_role('personalize_analyst', 'personalize_service', 'USAGE') AND NOT pg_has_role('personalize_service', 'personalize_analyst', 'USAGE'),

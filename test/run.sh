@@ -17,7 +17,7 @@ echo "== META.json against the PGXN Meta Spec 1.0.0"
 echo "== tests on a throwaway cluster"
 # pg_virtualenv (postgresql-common) makes a temporary cluster, runs the
 # command with PG* variables pointing at it, and removes it afterwards.
-pg_virtualenv -v 15 -o shared_preload_libraries=pg_cron,pg_personalize -o cron.database_name=postgres \
+pg_virtualenv -v 15 -o shared_preload_libraries=pg_cron,pg_personalize -o cron.database_name=postgres -o cron.use_background_workers=on \
   -o max_worker_processes=16 bash test/in_cluster.sh
 
 echo "== the suite again, and 20,000 fuzz cases, under AddressSanitizer and UndefinedBehaviorSanitizer"
