@@ -464,5 +464,5 @@ calibration_fit(PG_FUNCTION_ARGS)
 	if (nknots > 0)
 		memcpy(CLF_KNOTS(r), knots, sizeof(double) * 2 * nknots);
 	result = model_from_classifiers(MODEL_LOGISTIC, &r, 1, model_section(m, SECTION_OPTIONS));
-	PG_RETURN_POINTER(result);
+	PG_RETURN_DATUM(model_datum(result));
 }

@@ -1139,7 +1139,7 @@ classifier_coefficients(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	double		confidence = PG_GETARG_FLOAT8(1);
-	ModelHeader *m;
+	const ModelHeader *m;
 	Classifier *heads[2];
 	int			nheads;
 	double		zcrit;

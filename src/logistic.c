@@ -1685,5 +1685,5 @@ classifier_fit(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(caller);
 	m = model_from_classifiers(fs.algorithm, heads, nheads, JsonbToCString(NULL, &options->root, VARSIZE(options)));
-	PG_RETURN_POINTER(m);
+	PG_RETURN_DATUM(model_datum(m));	/* a handle when train() keeps models out of values */
 }

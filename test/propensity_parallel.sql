@@ -53,6 +53,7 @@ SELECT is((SELECT s FROM par_sample), (SELECT uplift_summary(uplift_sample(label
 CREATE ROLE pgp_propensity_analyst;
 GRANT USAGE ON SCHEMA personalize TO pgp_propensity_analyst;
 GRANT SELECT, INSERT, UPDATE ON personalize.models TO pgp_propensity_analyst;
+GRANT SELECT, INSERT ON personalize.model_chunks TO pgp_propensity_analyst;
 GRANT SELECT ON big TO pgp_propensity_analyst;
 ALTER TABLE big ENABLE ROW LEVEL SECURITY;
 CREATE POLICY only_first ON big FOR SELECT TO pgp_propensity_analyst USING (id <= 50000);
