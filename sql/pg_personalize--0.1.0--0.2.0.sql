@@ -1730,3 +1730,344 @@ FROM personalize.refreshes r
 LEFT JOIN personalize.refresh_job_rows() j ON j.job_name OPERATOR(pg_catalog.=) personalize.refresh_job_name(r.model_name);
 COMMENT ON VIEW personalize.refresh_jobs IS 'registered refreshes with their pg_cron job and its last run';
 GRANT SELECT ON personalize.refresh_jobs TO personalize_analyst;
+
+-- ==== propensity (issue 12): logistic regression, calibration, uplift; the registry gains the
+-- algorithms logistic and uplift, train() dispatches them to classifier_fit.
+ALTER TABLE personalize.models DROP CONSTRAINT models_algorithm_check;
+ALTER TABLE personalize.models ADD CONSTRAINT models_algorithm_check CHECK (algorithm IN ('popularity', 'itemknn', 'als', 'logistic', 'uplift'));
+COMMENT ON TYPE personalize.model IS 'trained model: a recommender (popularity, item-kNN or ALS) or a classifier (logistic, uplift)';
+
+CREATE OR REPLACE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- the trained model stays where the aggregate built it (a handle, not a value
+-- copied by the executor and plpgsql), is stored from there and, in shared
+-- mode, becomes the shared copy without another copy
+SET personalize.model_value_limit = 1024
+-- No pinned search_path: the source is the caller's table or query and is
+-- resolved with the caller's path. Every name in the body is qualified.
+AS $$
+DECLARE
+	fit text;
+	relation text;
+	fit_options jsonb;
+	make_active boolean;
+	started timestamptz;
+	trained personalize.model;
+	new_version integer;
+BEGIN
+	IF model_name IS NULL OR algorithm IS NULL OR source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'model_name, algorithm, source and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	fit := CASE algorithm WHEN 'popularity' THEN 'popularity_fit'
+	                      WHEN 'itemknn' THEN 'itemknn_fit'
+	                      WHEN 'als' THEN 'als_fit'
+	                      WHEN 'logistic' THEN 'classifier_fit'
+	                      WHEN 'uplift' THEN 'classifier_fit' END;
+	IF fit IS NULL THEN
+		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023',
+			HINT = 'Use popularity, itemknn, als, logistic or uplift.';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	IF options ? 'activate' AND pg_catalog.jsonb_typeof(options -> 'activate') <> 'boolean' THEN
+		RAISE EXCEPTION 'option "activate" must be a boolean' USING ERRCODE = '22023';
+	END IF;
+	make_active := coalesce((options ->> 'activate')::boolean, true);
+	fit_options := options - 'activate';
+	-- before a training that may take minutes (the row policy checks again at insert)
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Train under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+
+	-- a query runs as a subquery; anything else must name a table or view
+	relation := personalize.source_sql(source);
+
+	-- runs as the caller: privileges and row-level security apply to the source
+	PERFORM personalize.report_progress('train', 'reading rows', model_name);
+	started := pg_catalog.clock_timestamp();
+	IF fit = 'classifier_fit' THEN
+		-- label, features and the rest are in the options (src/logistic.c)
+		trained := personalize.classifier_fit(algorithm, source, fit_options);
+	ELSE
+		EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
+		               fit, relation)
+			INTO trained USING fit_options;
+		IF trained IS NULL THEN
+			RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
+				USING ERRCODE = '22023';
+		END IF;
+	END IF;
+	PERFORM personalize.report_progress('train', 'storing');
+	new_version := personalize.store_version(model_name, trained, options,
+	                                         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active);
+	UPDATE personalize.models m SET source = relation WHERE m.name = model_name AND m.version = new_version;
+	PERFORM personalize.report_progress('train', NULL);
+	RETURN new_version;
+END
+$$;
+
+-- src/classifier.sql
+-- classifier: scoring with a trained logistic or uplift model (src/logistic.sql trains them).
+-- Features are passed in the order of training, or as one whole row whose columns are
+-- matched by name: personalize.predict('churn', c) FROM customers c. The active version is
+-- looked up once per query, so a SELECT over millions of rows runs at scan speed.
+
+CREATE FUNCTION personalize.predict(model_name text, VARIADIC features "any") RETURNS double precision
+	AS 'MODULE_PATHNAME', 'classifier_predict' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION personalize.predict(text, "any") IS
+	'probability of the positive class for one row (calibrated when the model is); NULL when a feature is NULL';
+
+CREATE FUNCTION personalize.predict_log_odds(model_name text, VARIADIC features "any") RETURNS double precision
+	AS 'MODULE_PATHNAME', 'classifier_predict_log_odds' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION personalize.predict_log_odds(text, "any") IS
+	'the linear predictor (log odds) of one row, before any calibration';
+
+CREATE FUNCTION personalize.predictions(model_name text, source text, id_column text)
+RETURNS TABLE (subject_id bigint, probability double precision)
+	AS 'MODULE_PATHNAME', 'classifier_predictions' LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100000;
+COMMENT ON FUNCTION personalize.predictions(text, text, text) IS
+	'probability for every row of a table, view or query, by its integer id';
+
+CREATE FUNCTION personalize.coefficients(model_name text, confidence double precision DEFAULT 0.95)
+RETURNS TABLE (arm text, term text, feature text, level text, coefficient double precision,
+               std_error double precision, z double precision, p_value double precision,
+               ci_low double precision, ci_high double precision)
+	AS 'MODULE_PATHNAME', 'classifier_coefficients' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION personalize.coefficients(text, double precision) IS
+	'coefficients of the active version with standard errors, z, p-values and Wald intervals';
+CREATE FUNCTION personalize.coefficients(model personalize.model, confidence double precision DEFAULT 0.95)
+RETURNS TABLE (arm text, term text, feature text, level text, coefficient double precision,
+               std_error double precision, z double precision, p_value double precision,
+               ci_low double precision, ci_high double precision)
+	AS 'MODULE_PATHNAME', 'classifier_coefficients' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION personalize.coefficients(personalize.model, double precision) IS
+	'coefficients of a stored model value with standard errors, z, p-values and Wald intervals';
+
+-- Scores into the prediction log (src/fairness.sql), for the fairness views. The source
+-- runs as the caller; attributes are columns copied into the log's attributes object.
+CREATE FUNCTION personalize.log_predictions(model_name text, source text, id_column text,
+	attributes text[] DEFAULT '{}', label_column text DEFAULT NULL, threshold double precision DEFAULT 0.5)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- No pinned search_path: the source resolves as the caller's; every name here is qualified.
+AS $$
+DECLARE
+	attrs text := '''{}''::pg_catalog.jsonb';
+	label text := 'NULL::pg_catalog.bool';
+	logged bigint;
+BEGIN
+	IF model_name IS NULL OR source IS NULL OR id_column IS NULL OR attributes IS NULL OR threshold IS NULL THEN
+		RAISE EXCEPTION 'model_name, source, id_column, attributes and threshold must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF pg_catalog.cardinality(attributes) > 0 THEN
+		SELECT 'pg_catalog.jsonb_build_object(' ||
+		       pg_catalog.string_agg(pg_catalog.format('%L, s.%I', a, a), ', ' ORDER BY i) || ')'
+		INTO attrs FROM pg_catalog.unnest(attributes) WITH ORDINALITY u(a, i);
+	END IF;
+	IF label_column IS NOT NULL THEN
+		-- booleans, and integers 0/1, through their text
+		label := pg_catalog.format('(s.%I)::pg_catalog.text::pg_catalog.bool', label_column);
+	END IF;
+	EXECUTE pg_catalog.format(
+		'INSERT INTO personalize.prediction_log (model, subject_id, score, prediction, label, attributes)
+		 SELECT $1, q.id, q.score, q.score OPERATOR(pg_catalog.>=) $2, q.label, q.attributes
+		 FROM (SELECT (s.%I)::pg_catalog.int8 AS id, personalize.predict($1, s) AS score, %s AS label, %s AS attributes
+		       FROM %s AS s) q',
+		id_column, label, attrs, personalize.source_sql(source))
+	USING model_name, threshold;
+	GET DIAGNOSTICS logged = ROW_COUNT;
+	RETURN logged;
+END
+$$;
+COMMENT ON FUNCTION personalize.log_predictions(text, text, text, text[], text, double precision) IS
+	'score every row of a source and append it to personalize.prediction_log (prediction: score >= threshold)';
+
+-- src/logistic.sql
+-- logistic: logistic regression trained by an aggregate pass (log-likelihood, gradient and
+-- Hessian for given coefficients, parallel safe) driven by Newton's method. Formulas,
+-- options and the NULL policy: doc/propensity.md.
+
+CREATE FUNCTION personalize.logistic_pass_transfn(double precision[], bytea, "any", "any", VARIADIC "any")
+	RETURNS double precision[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION personalize.logistic_pass_combine(double precision[], double precision[]) RETURNS double precision[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION personalize.logistic_pass_final(double precision[]) RETURNS double precision[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- The state is a double precision[]: partial sums are shipped and added by the combine function.
+-- label: boolean or a number 0/1; weight: a number; then the features in the spec's order.
+CREATE AGGREGATE personalize.logistic_pass(spec bytea, label "any", weight "any", VARIADIC features "any") (
+	SFUNC = personalize.logistic_pass_transfn, STYPE = double precision[],
+	COMBINEFUNC = personalize.logistic_pass_combine,
+	FINALFUNC = personalize.logistic_pass_final, FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = SAFE
+);
+
+CREATE FUNCTION personalize.logistic_spec(model personalize.model, arm text DEFAULT NULL) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION personalize.logistic_spec(personalize.model, text) IS
+	'a stored classifier (an uplift model''s control or treated arm) as the spec of logistic_pass';
+
+CREATE FUNCTION personalize.classifier_fit(algorithm text, source text, options jsonb) RETURNS personalize.model
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.classifier_fit(text, text, jsonb) IS
+	'fit a logistic (or two-arm uplift) model on a table, view or query, as the caller';
+
+CREATE FUNCTION personalize.train_classifier(model_name text, source text, label text, features text[],
+                                             options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- No pinned search_path: the source resolves as the caller's; every name here is qualified.
+AS $$
+BEGIN
+	IF label IS NULL OR features IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'label, features and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	RETURN personalize.train(model_name, 'logistic', source,
+		pg_catalog.jsonb_concat(options, pg_catalog.jsonb_build_object('label', label, 'features', pg_catalog.to_jsonb(features))));
+END
+$$;
+COMMENT ON FUNCTION personalize.train_classifier(text, text, text, text[], jsonb) IS
+	'train a logistic regression (propensity model) and store a new version';
+
+-- src/calibration.sql
+-- calibration: Platt scaling or isotonic regression of a logistic model, fitted on
+-- held-out rows, stored as a new version (store_version) and applied by personalize.predict.
+
+CREATE FUNCTION personalize.calibration_fit(model personalize.model, source text, method text DEFAULT 'platt')
+RETURNS personalize.model
+	AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.calibration_fit(personalize.model, text, text) IS
+	'the model with a calibration (platt or isotonic) fitted on the rows of a source';
+
+CREATE FUNCTION personalize.calibrate(model_name text, source text, method text DEFAULT 'platt')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- No pinned search_path: the source resolves as the caller's; every name here is qualified.
+AS $$
+DECLARE
+	current record;
+	started timestamptz;
+	calibrated personalize.model;
+BEGIN
+	IF model_name IS NULL OR source IS NULL OR method IS NULL THEN
+		RAISE EXCEPTION 'model_name, source and method must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	SELECT m.version, m.algorithm, m.options INTO current
+	FROM personalize.models m WHERE m.name = model_name AND m.active;
+	IF NOT FOUND THEN
+		IF EXISTS (SELECT FROM personalize.models m WHERE m.name = model_name) THEN
+			RAISE EXCEPTION 'model "%" has no active version', model_name USING ERRCODE = '55000',
+				HINT = 'Activate one with personalize.activate().';
+		END IF;
+		RAISE EXCEPTION 'model "%" does not exist', model_name USING ERRCODE = '42704';
+	END IF;
+	-- before the fit (store_version and the row policy check again)
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	IF current.algorithm <> 'logistic' THEN
+		RAISE EXCEPTION 'model "%" is % % model, not a logistic model', model_name,
+			CASE WHEN current.algorithm IN ('itemknn', 'als', 'uplift') THEN 'an' ELSE 'a' END, current.algorithm
+			USING ERRCODE = '0A000';
+	END IF;
+	started := pg_catalog.clock_timestamp();
+	calibrated := personalize.calibration_fit(personalize.model_export(model_name, current.version), source, method);
+	RETURN personalize.store_version(model_name, calibrated,
+		pg_catalog.jsonb_concat(current.options - 'calibration' - 'calibration_source' - 'calibrated_version',
+		                        pg_catalog.jsonb_build_object('calibration', method, 'calibration_source', source,
+		                                                      'calibrated_version', current.version)),
+		pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), true);
+END
+$$;
+COMMENT ON FUNCTION personalize.calibrate(text, text, text) IS
+	'calibrate the active version of a logistic model on held-out rows; stores and activates a new version';
+
+-- src/uplift.sql
+-- uplift: two-model (T-learner) uplift from a treatment column, and read-outs of any
+-- uplift score on an experiment: Qini and uplift curves, their normalized areas,
+-- uplift at k and response rates per score bin (scikit-uplift's definitions,
+-- doc/uplift.md).
+
+CREATE FUNCTION personalize.train_uplift(model_name text, source text, outcome text, treatment text,
+                                         features text[], options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- No pinned search_path: the source resolves as the caller's; every name here is qualified.
+AS $$
+BEGIN
+	IF outcome IS NULL OR treatment IS NULL OR features IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'outcome, treatment, features and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	RETURN personalize.train(model_name, 'uplift', source,
+		pg_catalog.jsonb_concat(options, pg_catalog.jsonb_build_object('label', outcome, 'treatment', treatment,
+		                                                               'features', pg_catalog.to_jsonb(features))));
+END
+$$;
+COMMENT ON FUNCTION personalize.train_uplift(text, text, text, text, text[], jsonb) IS
+	'train a two-model (T-learner) uplift model: one logistic regression per arm';
+
+CREATE FUNCTION personalize.uplift_score(model_name text, VARIADIC features "any") RETURNS double precision
+	AS 'MODULE_PATHNAME', 'uplift_score' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION personalize.uplift_score(text, "any") IS
+	'predicted uplift of one row: probability if treated minus probability if not';
+
+CREATE FUNCTION personalize.uplift_scores(model_name text, source text, id_column text)
+RETURNS TABLE (subject_id bigint, p_treated double precision, p_control double precision, uplift double precision)
+	AS 'MODULE_PATHNAME', 'uplift_scores' LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100000;
+COMMENT ON FUNCTION personalize.uplift_scores(text, text, text) IS
+	'treated and control probabilities and their difference for every row of a source';
+
+CREATE FUNCTION personalize.uplift_accum(bytea, boolean, boolean, double precision) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION personalize.uplift_combine(bytea, bytea) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION personalize.uplift_sample_final(bytea) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- The state is bytea (concrete, shipped between workers); rows with a NULL are skipped.
+CREATE AGGREGATE personalize.uplift_sample(outcome boolean, treatment boolean, score double precision) (
+	SFUNC = personalize.uplift_accum, STYPE = bytea,
+	COMBINEFUNC = personalize.uplift_combine,
+	FINALFUNC = personalize.uplift_sample_final,
+	PARALLEL = SAFE
+);
+
+CREATE FUNCTION personalize.uplift_summary(sample bytea, k double precision DEFAULT 0.3, strategy text DEFAULT 'overall',
+	OUT n bigint, OUT treated bigint, OUT control bigint, OUT auuc double precision,
+	OUT qini_coefficient double precision, OUT uplift_at_k double precision)
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION personalize.uplift_summary(bytea, double precision, text) IS
+	'normalized areas under the uplift curve (AUUC) and the Qini curve, and uplift at the top k';
+
+CREATE FUNCTION personalize.uplift_curve(sample bytea)
+RETURNS TABLE (n bigint, value double precision, random double precision)
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION personalize.uplift_curve(bytea) IS
+	'uplift curve: (treated rate - control rate) x rows targeted, at each distinct score';
+CREATE FUNCTION personalize.qini_curve(sample bytea)
+RETURNS TABLE (n bigint, value double precision, random double precision)
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION personalize.qini_curve(bytea) IS
+	'Qini curve: treated responders - control responders x treated / control, at each distinct score';
+
+CREATE FUNCTION personalize.uplift_by_percentile(sample bytea, bins integer DEFAULT 10, strategy text DEFAULT 'overall',
+	confidence double precision DEFAULT 0.95)
+RETURNS TABLE (bin integer, n_treated bigint, n_control bigint, rate_treated double precision,
+               rate_control double precision, uplift double precision, uplift_low double precision,
+               uplift_high double precision, p_value double precision, confidence double precision)
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION personalize.uplift_by_percentile(bytea, integer, text, double precision) IS
+	'per score bin (deciles by default): treated and control response rates, uplift, Wald interval, z-test';

@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "classifier.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -396,6 +397,8 @@ static const struct
 	{MODEL_POPULARITY, "popularity", validate_popularity},
 	{MODEL_ITEMKNN, "itemknn", validate_itemknn},
 	{MODEL_ALS, "als", validate_als},
+	{MODEL_LOGISTIC, "logistic", classifier_model_validate},
+	{MODEL_UPLIFT, "uplift", classifier_model_validate},
 };
 
 const char *
@@ -715,6 +718,8 @@ model_info_jsonb(const ModelHeader *m)
 		appendStringInfo(&s, ", \"neighbors\": %d", m->neighbors);
 	if (!isnan(m->loss))
 		appendStringInfo(&s, ", \"loss\": %.9g", m->loss);
+	if (m->algorithm == MODEL_LOGISTIC || m->algorithm == MODEL_UPLIFT)
+		classifier_info(m, &s);
 	appendStringInfoChar(&s, '}');
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data));
 }

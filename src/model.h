@@ -30,7 +30,9 @@ typedef enum ModelAlgorithm
 {
 	MODEL_POPULARITY = 1,
 	MODEL_ITEMKNN = 2,
-	MODEL_ALS = 3
+	MODEL_ALS = 3,
+	MODEL_LOGISTIC = 10,		/* a classifier (classifier.h) */
+	MODEL_UPLIFT = 11			/* two classifiers: the control arm, the treated arm */
 } ModelAlgorithm;
 
 /*
@@ -51,7 +53,9 @@ typedef enum ModelSectionKind
 	SECTION_USER_FACTORS = 8,	/* float4 per user x factors */
 	SECTION_ITEM_FACTORS = 9,	/* float4 per item x factors */
 	SECTION_NEIGHBOR_ITEMS = 10,	/* int32 per item x neighbors, -1 padded */
-	SECTION_NEIGHBOR_SIMILARITY = 11	/* float4 per item x neighbors */
+	SECTION_NEIGHBOR_SIMILARITY = 11,	/* float4 per item x neighbors */
+	SECTION_CLASSIFIER = 100,	/* char: a Classifier (classifier.h); uplift: the control arm's */
+	SECTION_CLASSIFIER_TREATED = 101	/* char: uplift: the treated arm's Classifier */
 } ModelSectionKind;
 
 /* Element type of a section (validation, and element-wise rewrites). */

@@ -1,5 +1,5 @@
 -- model: the personalize.model type, a flat varlena holding a trained
--- recommender (algorithm, options, id maps, float4 matrices).
+-- recommender (algorithm, options, id maps, float4 matrices) or classifier.
 
 CREATE TYPE personalize.model;
 
@@ -24,7 +24,7 @@ CREATE TYPE personalize.model (
 	STORAGE = external
 );
 
-COMMENT ON TYPE personalize.model IS 'trained recommendation model (popularity, item-kNN or ALS)';
+COMMENT ON TYPE personalize.model IS 'trained model: a recommender (popularity, item-kNN or ALS) or a classifier (logistic, uplift)';
 
 CREATE FUNCTION personalize.model_info(personalize.model) RETURNS jsonb
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -3,7 +3,7 @@
 CREATE TABLE personalize.models (
 	name		text NOT NULL,
 	version		integer NOT NULL CHECK (version > 0),
-	algorithm	text NOT NULL CHECK (algorithm IN ('popularity', 'itemknn', 'als')),
+	algorithm	text NOT NULL CHECK (algorithm IN ('popularity', 'itemknn', 'als', 'logistic', 'uplift')),
 	options		jsonb NOT NULL DEFAULT '{}',
 	trained_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
 	rows		bigint NOT NULL,
@@ -157,10 +157,12 @@ BEGIN
 	END IF;
 	fit := CASE algorithm WHEN 'popularity' THEN 'popularity_fit'
 	                      WHEN 'itemknn' THEN 'itemknn_fit'
-	                      WHEN 'als' THEN 'als_fit' END;
+	                      WHEN 'als' THEN 'als_fit'
+	                      WHEN 'logistic' THEN 'classifier_fit'
+	                      WHEN 'uplift' THEN 'classifier_fit' END;
 	IF fit IS NULL THEN
 		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023',
-			HINT = 'Use popularity, itemknn or als.';
+			HINT = 'Use popularity, itemknn, als, logistic or uplift.';
 	END IF;
 	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
 		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
@@ -182,12 +184,17 @@ BEGIN
 	-- runs as the caller: privileges and row-level security apply to the source
 	PERFORM personalize.report_progress('train', 'reading rows', model_name);
 	started := pg_catalog.clock_timestamp();
-	EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
-	               fit, relation)
-		INTO trained USING fit_options;
-	IF trained IS NULL THEN
-		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
-			USING ERRCODE = '22023';
+	IF fit = 'classifier_fit' THEN
+		-- label, features and the rest are in the options (src/logistic.c)
+		trained := personalize.classifier_fit(algorithm, source, fit_options);
+	ELSE
+		EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
+		               fit, relation)
+			INTO trained USING fit_options;
+		IF trained IS NULL THEN
+			RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
+				USING ERRCODE = '22023';
+		END IF;
 	END IF;
 	PERFORM personalize.report_progress('train', 'storing');
 	new_version := personalize.store_version(model_name, trained, options,

@@ -37,6 +37,21 @@ require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 				 errmsg("%s must not be NULL", name)));
 }
 
+/* The active version of a recommendation model (not a classifier). */
+static LoadedModel *
+recommender_get(text *name)
+{
+	LoadedModel *lm = model_cache_get(name);
+
+	if (lm->m->algorithm == MODEL_LOGISTIC || lm->m->algorithm == MODEL_UPLIFT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" is %s %s model, not a recommender", lm->name,
+						lm->m->algorithm == MODEL_UPLIFT ? "an" : "a", model_algorithm_name(lm->m->algorithm)),
+				 errhint("Score it with personalize.predict() or personalize.uplift_score().")));
+	return lm;
+}
+
 static void
 check_k(LoadedModel *lm, int32 k)
 {
@@ -463,7 +478,7 @@ recommend(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 2, "k");
 	require_arg(fcinfo, 3, "exclude_seen");
 	InitMaterializedSRF(fcinfo, 0);
-	lm = model_cache_get(PG_GETARG_TEXT_PP(0));
+	lm = recommender_get(PG_GETARG_TEXT_PP(0));
 	k = PG_GETARG_INT32(2);
 	check_k(lm, k);
 	if (!PG_ARGISNULL(1))
@@ -517,7 +532,7 @@ recommend_for(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 1, "items");
 	require_arg(fcinfo, 3, "k");
 	InitMaterializedSRF(fcinfo, 0);
-	lm = model_cache_get(PG_GETARG_TEXT_PP(0));
+	lm = recommender_get(PG_GETARG_TEXT_PP(0));
 	k = PG_GETARG_INT32(3);
 	check_k(lm, k);
 	n = array_elements(PG_GETARG_ARRAYTYPE_P(1), INT8OID, &item_values, "items");
@@ -594,7 +609,7 @@ fold_in_factors(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "model_name");
 	require_arg(fcinfo, 1, "items");
 	require_arg(fcinfo, 2, "weights");
-	lm = model_cache_get(PG_GETARG_TEXT_PP(0));
+	lm = recommender_get(PG_GETARG_TEXT_PP(0));
 	if (lm->m->algorithm != MODEL_ALS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -843,7 +858,7 @@ recommend_all(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "model_name");
 	require_arg(fcinfo, 1, "k");
 	InitMaterializedSRF(fcinfo, 0);
-	lm = model_cache_get(PG_GETARG_TEXT_PP(0));
+	lm = recommender_get(PG_GETARG_TEXT_PP(0));
 	m = lm->m;
 	k = PG_GETARG_INT32(1);
 	check_k(lm, k);
@@ -956,7 +971,7 @@ similar_items(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "model_name");
 	require_arg(fcinfo, 2, "k");
 	InitMaterializedSRF(fcinfo, 0);
-	lm = model_cache_get(PG_GETARG_TEXT_PP(0));
+	lm = recommender_get(PG_GETARG_TEXT_PP(0));
 	m = lm->m;
 	k = PG_GETARG_INT32(2);
 	check_k(lm, k);
@@ -1006,7 +1021,7 @@ PG_FUNCTION_INFO_V1(model_score);
 Datum
 model_score(PG_FUNCTION_ARGS)
 {
-	LoadedModel *lm = model_cache_get(PG_GETARG_TEXT_PP(0));
+	LoadedModel *lm = recommender_get(PG_GETARG_TEXT_PP(0));
 	const ModelHeader *m = lm->m;
 	int32		i = loaded_item(lm, PG_GETARG_INT64(2));
 	int32		u;
@@ -1053,7 +1068,7 @@ emit_embeddings(FunctionCallInfo fcinfo, bool users)
 	const float *factors;
 
 	InitMaterializedSRF(fcinfo, 0);
-	lm = model_cache_get(PG_GETARG_TEXT_PP(0));
+	lm = recommender_get(PG_GETARG_TEXT_PP(0));
 	m = lm->m;
 	if (m->algorithm != MODEL_ALS)
 		ereport(ERROR,

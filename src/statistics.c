@@ -805,25 +805,9 @@ pz_chi2_isf_sql(PG_FUNCTION_ARGS)
  * Means: Welch t-test, Welch-Satterthwaite df, t interval for the difference,
  * delta-method interval on the log ratio with the same critical value.
  */
-typedef struct PzComparison
-{
-	bool		valid_abs;		/* lift_abs and its interval defined */
-	bool		valid_test;		/* statistic and p-value defined */
-	bool		valid_rel;		/* lift_rel defined */
-	bool		valid_rel_ci;	/* interval of lift_rel defined */
-	double		lift_abs,
-				abs_low,
-				abs_high,
-				lift_rel,
-				rel_low,
-				rel_high,
-				statistic,
-				df,
-				p_value;
-} PzComparison;
 
-static void
-compare_arms(double n_c, double mean_c, double m2_c,
+void
+pz_compare_arms(double n_c, double mean_c, double m2_c,
 			 double n_t, double mean_t, double m2_t,
 			 bool proportion, double confidence, PzComparison *r)
 {
@@ -1208,7 +1192,7 @@ pz_ab_test(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a proportion test needs values 0 and 1 only")));
-	compare_arms(c[0], c[0] > 0 ? c[1] / c[0] : 0, c[2],
+	pz_compare_arms(c[0], c[0] > 0 ? c[1] / c[0] : 0, c[2],
 				 t[0], t[0] > 0 ? t[1] / t[0] : 0, t[2],
 				 proportion, confidence, &r);
 	for (i = 0; i < 9; i++)

@@ -42,7 +42,10 @@ SELECT is(
                          'experiment_metric_check', 'source_sql', 'chisq_gof', 'moments_pad',
                          'set_consent', 'protect', 'consents_append_only', 'fairness_gaps',
                          'may_change_model',
-                         'check_interactions', 'model_drift', 'register_refresh', 'report_progress')),
+                         'check_interactions', 'model_drift', 'register_refresh', 'report_progress',
+                         'predict', 'predict_log_odds', 'predictions', 'log_predictions',
+                         'classifier_fit', 'train_classifier', 'calibration_fit', 'calibrate', 'train_uplift',
+                         'uplift_score', 'uplift_scores', 'logistic_spec')),
   NULL, 'only aggregate support and functions that handle NULL arguments themselves take NULLs');
 -- internal states only where the issue allows them (ALS and item-kNN need
 -- every row, the data-quality profile every (user, item, time) triple for exact

@@ -68,6 +68,19 @@ CREATE FUNCTION fuzz.interactions_fit(bytea, text) RETURNS personalize.model
   AS '$libdir/personalize_fuzz', 'fuzz_interactions' LANGUAGE C STRICT;
 CREATE AGGREGATE fuzz.embedding_merge(double precision[]) (
   SFUNC = personalize.embedding_combine, STYPE = double precision[], FINALFUNC = personalize.embedding_avg);
+-- classifiers (issue 12): a table to train and score on, the logistic pass's state without its final
+-- function and its leader path (combine, final), the uplift sample's state and its merge
+CREATE TABLE fuzz.people AS
+  SELECT i AS id, (i % 7) / 2.0 AS a, ((i * 13) % 11)::float8 AS b, (ARRAY['x', 'y', 'z'])[i % 3 + 1] AS c,
+         ((i * 31) % 7 < 3) AS label, i % 2 = 0 AS treated FROM generate_series(1, 300) i;
+CREATE AGGREGATE fuzz.logistic_state(bytea, "any", "any", VARIADIC "any") (
+  SFUNC = personalize.logistic_pass_transfn, STYPE = double precision[]);
+CREATE AGGREGATE fuzz.logistic_merge(double precision[]) (
+  SFUNC = personalize.logistic_pass_combine, STYPE = double precision[], FINALFUNC = personalize.logistic_pass_final);
+CREATE AGGREGATE fuzz.uplift_state(boolean, boolean, double precision) (
+  SFUNC = personalize.uplift_accum, STYPE = bytea);
+CREATE AGGREGATE fuzz.uplift_merge(bytea) (
+  SFUNC = personalize.uplift_combine, STYPE = bytea, FINALFUNC = personalize.uplift_sample_final);
 """
 
 # Functions that read the stored model named 'fuzz', each run in its own
@@ -312,6 +325,26 @@ class Fuzzer:
         ]] + [format1_model()]
         conn.execute("SELECT personalize.model_import('fuzz', "
                      "personalize.als_fit(user_id, item_id, weight, '{\"factors\": 2}'), true) FROM fuzz.tiny")
+        conn.execute("""CREATE TABLE fuzz.classifiers AS
+          SELECT 1 AS id, personalize.classifier_fit('logistic', 'fuzz.people',
+                 '{"label": "label", "features": ["a", "b", "c"], "l2": 0.1}') AS m
+          UNION ALL SELECT 2, personalize.classifier_fit('logistic', 'fuzz.people',
+                 '{"label": "label", "features": ["a", "b"], "standardize": true}')
+          UNION ALL SELECT 3, personalize.classifier_fit('uplift', 'fuzz.people',
+                 '{"label": "label", "treatment": "treated", "features": ["a", "c"], "l2": 0.1}')""")
+        self.classifiers = [bytes(one(f"SELECT personalize.model_send(m) FROM fuzz.classifiers WHERE id = {i}"))
+                            for i in (1, 2, 3)]
+        self.models += self.classifiers
+        self.specs = [bytes(one(f"SELECT personalize.logistic_spec(m) FROM fuzz.classifiers WHERE id = {i}"))
+                      for i in (1, 2)]
+        spec = "(SELECT personalize.logistic_spec(m) FROM fuzz.classifiers WHERE id = {})"
+        self.logistic_states = [
+            one("SELECT fuzz.logistic_state(" + spec.format(1) + ", label, 1.0, a, b, c)::text FROM fuzz.people"),
+            one("SELECT fuzz.logistic_state(" + spec.format(2) + ", label, 1.0, a, b)::text FROM fuzz.people "
+                "WHERE id <= 100")]
+        self.logistic_states = [x.strip("{}").split(",") for x in self.logistic_states]
+        self.uplift_states = [bytes(one("SELECT fuzz.uplift_state(label, treated, a) FROM fuzz.people")),
+                              bytes(one("SELECT fuzz.uplift_state(label, treated, round(b)) FROM fuzz.people WHERE id < 50"))]
         self.embedding_texts = ["[1,2,3]", "[0]", " [ -0.5 , 1e-45 , 3.4028235e38 ] ", "[1e-38,2,-3,4]",
                                 "[" + ",".join(str(i % 7) for i in range(300)) + "]"]
         self.embeddings = [bytes(one(f"SELECT personalize.embedding_send('{t}')")) for t in self.embedding_texts]
@@ -374,6 +407,24 @@ class Fuzzer:
                               [o["double precision[]"], o["double precision[]"], o["boolean"], o["integer"]]),
             "interactions_state": ("SELECT personalize.model_info(fuzz.interactions_fit($1, $2))",
                                    [bytea, o["text"]]),
+            "classifier_read": ("SELECT CASE $2 WHEN 0 THEN (SELECT count(*)::text FROM personalize.coefficients($1)) "
+                                "WHEN 1 THEN personalize.model_info(personalize.calibration_fit($1, 'fuzz.people', "
+                                "'isotonic'))::text WHEN 2 THEN personalize.model_info(personalize.calibration_fit($1, "
+                                "'fuzz.people', 'platt'))::text ELSE length(personalize.logistic_spec($1, CASE WHEN "
+                                "personalize.model_info($1) ->> 'algorithm' = 'uplift' THEN 'treated' END))::text END",
+                                [model, o["integer"]]),
+            "logistic_spec": ("SELECT CASE $2 WHEN 0 THEN (SELECT personalize.logistic_pass($1, label, 1.0, a, b, c)::text "
+                              "FROM fuzz.people) ELSE (SELECT personalize.logistic_pass($1, label, 1.0, a, b)::text "
+                              "FROM fuzz.people) END", [bytea, o["integer"]]),
+            "logistic_state": ("SELECT CASE $2 WHEN 0 THEN personalize.logistic_pass_final($1)::text ELSE "
+                               "(SELECT fuzz.logistic_merge(s)::text FROM (VALUES ($1), ($3)) v(s)) END",
+                               [o["double precision[]"], o["integer"], o["double precision[]"]]),
+            "uplift_state": ("SELECT CASE $2 WHEN 0 THEN personalize.uplift_summary($1)::text "
+                             "WHEN 1 THEN (SELECT count(*)::text FROM personalize.uplift_curve($1)) "
+                             "WHEN 2 THEN (SELECT count(*)::text FROM personalize.qini_curve($1)) "
+                             "WHEN 3 THEN (SELECT count(*)::text FROM personalize.uplift_by_percentile($1, 3, 'by_group')) "
+                             "ELSE (SELECT personalize.uplift_summary(fuzz.uplift_merge(s))::text "
+                             "FROM (VALUES ($1), ($3)) v(s)) END", [bytea, o["integer"], bytea]),
             "options": ("SELECT personalize.model_info(CASE $2 WHEN 0 THEN personalize.als_fit(user_id, item_id, "
                         "weight, $1) WHEN 1 THEN personalize.itemknn_fit(user_id, item_id, weight, $1) ELSE "
                         "personalize.popularity_fit(user_id, item_id, weight, $1) END) FROM fuzz.tiny",
@@ -396,7 +447,8 @@ class Fuzzer:
     WEIGHTS = {"model_io": 16, "model_serve": 14, "embedding": 12, "embedding_typmod": 4,
                "popularity_state": 6, "popularity_merge": 5, "classification_state": 5,
                "classification_merge": 4, "reliability_bins": 5, "embedding_state": 6, "moments_state": 6,
-               "interactions_state": 6, "options": 6}
+               "interactions_state": 6, "options": 6,
+               "classifier_read": 6, "logistic_spec": 5, "logistic_state": 5, "uplift_state": 5}
 
     def make_case(self, rng, target):
         t = lambda s: (s.encode("utf-8", "surrogatepass"), 0)
@@ -443,6 +495,21 @@ class Fuzzer:
         if target == "interactions_state":
             value = mutate_bytes(rng, rng.choice(self.interaction_states), self.interaction_states, varlena=False)
             return [b(value), t(rng.choice(["itemknn", "als"]))]
+        if target == "classifier_read":
+            value = mutate_bytes(rng, rng.choice(self.classifiers), self.models, varlena=True)
+            if rng.random() < 0.1:
+                value = rng.choice(self.classifiers)
+            return [b(value), t(str(rng.randrange(4)))]
+        if target == "logistic_spec":
+            which = rng.randrange(2)
+            value = mutate_bytes(rng, self.specs[which], self.specs, varlena=False)
+            return [b(value if rng.random() > 0.05 else self.specs[which]), t(str(which))]
+        if target == "logistic_state":
+            return [t(float8_array(rng, self.logistic_states)), t(str(rng.randrange(2))),
+                    t("{%s}" % ",".join(rng.choice(self.logistic_states)))]
+        if target == "uplift_state":
+            value = mutate_bytes(rng, rng.choice(self.uplift_states), self.uplift_states, varlena=False)
+            return [b(value), t(str(rng.randrange(5))), b(rng.choice(self.uplift_states))]
         if target == "options":
             return [t(mutate_text(rng, rng.choice(self.options), self.options)), t(str(rng.randrange(3)))]
         raise ValueError(target)
