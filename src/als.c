@@ -30,12 +30,13 @@
 #include "common/pg_prng.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "als.h"
 #include "model.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
-static const char *const als_options[] = {
+const char *const als_options[] = {
 	"factors", "regularization", "alpha", "iterations", "cg_steps", "seed",
 	"calculate_loss", "threads", NULL
 };
@@ -54,6 +55,10 @@ typedef struct AlsHalf
 	const int32 *indices;
 	const float *weights;
 	int32		nrows;
+	const AlsNoise *noise;		/* item side of dp_als (dp.c), else NULL */
+	bool		shared_gram;	/* rows solve (gram) x = Σ c y: no per-row confidence term */
+	int			iteration;
+	int			scratch_floats; /* per thread */
 	volatile int32 next;		/* next chunk start (atomic) */
 	volatile bool stop;
 } AlsHalf;
@@ -82,6 +87,8 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 				end = h->indptr[row + 1];
 	float		rsold,
 				rsnew;
+	float	   *noise_matrix = NULL,
+			   *noise_vector;
 
 	gram_times(f, h->gram, x, r);
 	for (int a = 0; a < f; a++)
@@ -91,7 +98,16 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 		const float *y = h->other + (Size) h->indices[j] * f;
 		float		c = 1.0f + h->alpha * h->weights[j];
 
-		vec_axpy(f, c - (c - 1.0f) * vec_dot(f, y, x), y, r);
+		vec_axpy(f, h->shared_gram ? c : c - (c - 1.0f) * vec_dot(f, y, x), y, r);
+	}
+	/* private statistics: A + E and b + e (noise after the three work vectors) */
+	if (h->noise)
+	{
+		noise_vector = ap + f;
+		noise_matrix = h->shared_gram ? NULL : noise_vector + f;
+		h->noise->item_noise(h->noise->arg, h->iteration, row, noise_matrix, noise_vector);
+		for (int a = 0; a < f; a++)
+			r[a] += noise_vector[a] - (noise_matrix ? vec_dot(f, noise_matrix + (Size) a * f, x) : 0.0f);
 	}
 	memcpy(p, r, sizeof(float) * f);
 	rsold = vec_dot(f, r, r);
@@ -102,14 +118,20 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 		float		step;
 
 		gram_times(f, h->gram, p, ap);
-		for (int64 j = start; j < end; j++)
+		for (int64 j = h->shared_gram ? end : start; j < end; j++)
 		{
 			const float *y = h->other + (Size) h->indices[j] * f;
 			float		c1 = h->alpha * h->weights[j];
 
 			vec_axpy(f, c1 * vec_dot(f, y, p), y, ap);
 		}
-		step = rsold / vec_dot(f, p, ap);
+		if (noise_matrix)
+			for (int a = 0; a < f; a++)
+				ap[a] += vec_dot(f, noise_matrix + (Size) a * f, p);
+		step = vec_dot(f, p, ap);
+		if (!(step > 0))
+			break;				/* only a noisy system can stop being positive definite */
+		step = rsold / step;
 		vec_axpy(f, step, p, x);
 		vec_axpy(f, -step, ap, r);
 		rsnew = vec_dot(f, r, r);
@@ -195,7 +217,7 @@ als_half(AlsHalf *h, int nthreads, float *scratch)
 		for (int t = 1; t < nthreads; t++)
 		{
 			w[t].half = h;
-			w[t].scratch = scratch + (Size) t * 3 * h->f;
+			w[t].scratch = scratch + (Size) t * h->scratch_floats;
 			if (pthread_create(&tid[t], NULL, als_worker_main, &w[t]) != 0)
 				break;
 			started++;
@@ -250,21 +272,35 @@ als_loss(const Interactions *d, const float *X, const float *Y, int f, float reg
 	return (loss + reg * norms) / ((double) d->nusers * d->nitems + d->nnz);
 }
 
-PG_FUNCTION_INFO_V1(als_final);
-Datum
-als_final(PG_FUNCTION_ARGS)
+/* The ALS options of opts (their keys checked by the caller), defaults for the others. */
+void
+als_read_options(Jsonb *opts, AlsOptions *o)
 {
-	InteractionState *st;
-	Jsonb	   *opts;
-	int			f,
-				iterations,
-				cg_steps,
-				nthreads;
-	float		reg,
-				alpha;
-	bool		want_loss;
+	o->factors = (int) options_get_number(opts, "factors", ALS_DEFAULT_FACTORS, 1, 1024);
+	o->regularization = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
+	o->alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
+	o->iterations = (int) options_get_number(opts, "iterations", 15, 0, 1000);
+	o->cg_steps = (int) options_get_number(opts, "cg_steps", 3, 1, 1024);
+	o->threads = (int) options_get_number(opts, "threads", 2, 1, 16);
+	o->seed = (uint64) options_get_number(opts, "seed", 42, 0, 9007199254740991.0);
+	o->calculate_loss = options_get_bool(opts, "calculate_loss", false);
+}
+
+/*
+ * A model of algorithm alg (options opts, recorded as given) trained by ALS
+ * on d; noise, when given, perturbs the item-side statistics (dp_als). A
+ * non-NULL note is stored as a char section of kind note_kind.
+ */
+ModelHeader *
+als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm alg,
+			  const AlsNoise *noise, int note_kind, const char *note)
+{
+	int			f = o->factors,
+				nthreads = o->threads;
+	float		reg = o->regularization;
 	pg_prng_state rng;
-	Interactions *d;
+	ModelBuilder b;
+	char	   *options_text;
 	ModelHeader *m;
 	float	   *X,
 			   *Y,
@@ -276,27 +312,15 @@ als_final(PG_FUNCTION_ARGS)
 	AlsHalf		users,
 				items;
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	st = (InteractionState *) PG_GETARG_POINTER(0);
-	opts = interactions_options(st);
-	options_check_keys(opts, als_options);
-	f = (int) options_get_number(opts, "factors", ALS_DEFAULT_FACTORS, 1, 1024);
-	reg = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
-	alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
-	iterations = (int) options_get_number(opts, "iterations", 15, 0, 1000);
-	cg_steps = (int) options_get_number(opts, "cg_steps", 3, 1, 1024);
-	nthreads = (int) options_get_number(opts, "threads", 2, 1, 16);
-	pg_prng_seed(&rng, (uint64) options_get_number(opts, "seed", 42, 0, 9007199254740991.0));
-	want_loss = options_get_bool(opts, "calculate_loss", false);
-
-	if (st->n == 0)
-		PG_RETURN_NULL();
-	interactions_check_memory(st, 4.0 * f * ((double) st->users.count + st->items.count), "als");
-	d = interactions_build(st);	/* consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
-
-	m = model_from_interactions(MODEL_ALS, d, opts, f, 0, true);
+	pg_prng_seed(&rng, o->seed);
+	options_text = model_reserve_interactions(&b, alg, d, opts, f, 0, true);
+	if (note)
+		model_reserve(&b, note_kind, ELEMENT_CHAR, ROWS_NONE, strlen(note) + 1);
+	m = model_allocate(&b);
+	model_fill_interactions(m, d, options_text);
 	interactions_adopt(d, m);
+	if (note)
+		strcpy(model_section(m, note_kind), note);
 	X = model_section(m, SECTION_USER_FACTORS);
 	Y = model_section(m, SECTION_ITEM_FACTORS);
 	/* small positive start, as the common implementations do; users then items */
@@ -307,12 +331,11 @@ als_final(PG_FUNCTION_ARGS)
 
 	interactions_transpose(d, &t_indptr, &t_indices, &t_weights);
 	gram = palloc(sizeof(float) * f * f);
-	scratch = palloc(sizeof(float) * 3 * f * nthreads);
 
 	memset(&users, 0, sizeof(users));
 	users.f = f;
-	users.cg_steps = cg_steps;
-	users.alpha = alpha;
+	users.cg_steps = o->cg_steps;
+	users.alpha = o->alpha;
 	users.gram = gram;
 	users.other = Y;
 	users.self = X;
@@ -320,6 +343,7 @@ als_final(PG_FUNCTION_ARGS)
 	users.indices = d->indices;
 	users.weights = d->weights;
 	users.nrows = d->nusers;
+	users.scratch_floats = 3 * f + (noise ? f * f + f : 0);
 	items = users;
 	items.other = X;
 	items.self = Y;
@@ -327,8 +351,11 @@ als_final(PG_FUNCTION_ARGS)
 	items.indices = t_indices;
 	items.weights = t_weights;
 	items.nrows = d->nitems;
+	items.noise = noise;
+	items.shared_gram = noise && noise->shared_gram;
+	scratch = palloc(sizeof(float) * users.scratch_floats * nthreads);
 
-	for (int it = 0; it < iterations; it++)
+	for (int it = 0; it < o->iterations; it++)
 	{
 		instr_time	start,
 					elapsed;
@@ -336,21 +363,47 @@ als_final(PG_FUNCTION_ARGS)
 		INSTR_TIME_SET_CURRENT(start);
 		als_gram(Y, d->nitems, f, reg, gram);
 		als_half(&users, nthreads, scratch);
+		if (noise)
+			noise->before_items(noise->arg, it, X, d->nusers);
 		als_gram(X, d->nusers, f, reg, gram);
+		if (noise)
+			noise->perturb_gram(noise->arg, it, gram);
+		items.iteration = it;
 		als_half(&items, nthreads, scratch);
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
-		if (want_loss)
+		if (o->calculate_loss)
 		{
-			m->loss = als_loss(d, X, Y, f, reg, alpha);
+			m->loss = als_loss(d, X, Y, f, reg, o->alpha);
 			ereport(NOTICE,
-					(errmsg("als iteration %d of %d: %.3f s, loss %.9g",
-							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed), m->loss)));
+					(errmsg("%s iteration %d of %d: %.3f s, loss %.9g", model_algorithm_name(alg),
+							it + 1, o->iterations, INSTR_TIME_GET_DOUBLE(elapsed), m->loss)));
 		}
 		else
 			ereport(NOTICE,
-					(errmsg("als iteration %d of %d: %.3f s",
-							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed))));
+					(errmsg("%s iteration %d of %d: %.3f s", model_algorithm_name(alg),
+							it + 1, o->iterations, INSTR_TIME_GET_DOUBLE(elapsed))));
 	}
-	PG_RETURN_DATUM(model_datum(m));
+	return m;
+}
+
+PG_FUNCTION_INFO_V1(als_final);
+Datum
+als_final(PG_FUNCTION_ARGS)
+{
+	InteractionState *st;
+	Jsonb	   *opts;
+	AlsOptions	o;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	st = (InteractionState *) PG_GETARG_POINTER(0);
+	opts = interactions_options(st);
+	options_check_keys(opts, als_options);
+	als_read_options(opts, &o);
+	if (st->n == 0)
+		PG_RETURN_NULL();
+	interactions_check_memory(st, 4.0 * o.factors * ((double) st->users.count + st->items.count), "als");
+	/* interactions_build consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
+	PG_RETURN_DATUM(model_datum(als_fit_model(interactions_build(st), opts, &o, MODEL_ALS, NULL, 0, NULL)));
 }

@@ -2,7 +2,7 @@
 -- strictness and parallel safety deliberately, and nothing but the two erasure
 -- steps runs as definer.
 BEGIN;
-SELECT plan(7);
+SELECT plan(8);
 
 CREATE TEMP VIEW ext_functions AS
 SELECT p.oid::regprocedure AS fn, p.provolatile, p.proisstrict, p.proparallel, p.prosecdef, p.prokind, p.proname
@@ -27,8 +27,8 @@ SELECT is(
   NULL, 'embedding functions are IMMUTABLE and PARALLEL SAFE');
 -- Besides aggregate transition and combine functions, only functions with
 -- optional NULL arguments (recommend's candidates and exclude, recommend_for's
--- weights, may_change_model's new_owner) or that answer a NULL argument with an
--- error (train) take NULLs.
+-- weights, may_change_model's new_owner, explain's k and context) or that answer
+-- a NULL argument with an error (train, privacy_report) take NULLs.
 SELECT is(
   (SELECT array_agg(fn::text ORDER BY fn::text) FROM ext_functions
    WHERE prokind = 'f' AND NOT proisstrict
@@ -41,17 +41,27 @@ SELECT is(
                          'create_experiment', 'assign', 'log_outcome', 'segment_effects', 'cuped_results',
                          'experiment_metric_check', 'source_sql', 'chisq_gof', 'moments_pad',
                          'set_consent', 'protect', 'consents_append_only', 'fairness_gaps',
-                         'may_change_model')),
+                         'may_change_model', 'explain', 'privacy_report')),
   NULL, 'only aggregate support and functions that handle NULL arguments themselves take NULLs');
 -- internal states only where the issue allows them (ALS and item-kNN need
 -- every row), and then with serialize/deserialize for parallel query
 SELECT is(
   (SELECT array_agg(p.oid::regprocedure::text) FROM pg_aggregate a JOIN ext_functions f ON f.fn = a.aggfnoid
    JOIN pg_proc p ON p.oid = a.aggfnoid
-   WHERE a.aggcombinefn = 0 OR p.proparallel <> 's'
+   WHERE p.proname NOT IN ('hybrid_fit', 'editorial_fit', 'dp_popularity_fit')
+     AND (a.aggcombinefn = 0 OR p.proparallel <> 's'
       OR (a.aggtranstype = 'internal'::regtype
-          AND (p.proname NOT IN ('als_fit', 'itemknn_fit') OR a.aggserialfn = 0 OR a.aggdeserialfn = 0))),
+          AND (p.proname NOT IN ('als_fit', 'itemknn_fit', 'bpr_fit', 'dp_als_fit') OR a.aggserialfn = 0 OR a.aggdeserialfn = 0)))),
   NULL, 'aggregates have combine functions, concrete state types (or serializable internal ones) and are PARALLEL SAFE');
+-- the three whose final function reads a source named in its options (features, lists'
+-- segments, a catalog) as the caller: not in parallel workers, where a temporary table
+-- of the caller is out of reach (dp_popularity_fit still aggregates in parallel)
+SELECT is(
+  (SELECT array_agg(p.proname::text || ' ' || p.proparallel::text || ' ' || (a.aggcombinefn <> 0)::text ORDER BY p.proname)
+   FROM pg_aggregate a JOIN ext_functions f ON f.fn = a.aggfnoid JOIN pg_proc p ON p.oid = a.aggfnoid
+   WHERE p.proname IN ('hybrid_fit', 'editorial_fit', 'dp_popularity_fit')),
+  ARRAY['dp_popularity_fit r true', 'editorial_fit u false', 'hybrid_fit u false'],
+  'aggregates reading side sources are PARALLEL RESTRICTED or UNSAFE');
 
 -- views read user data as the caller, so row-level security holds through them
 SELECT is(

@@ -37,7 +37,7 @@ SELECT is(
      AND p.prosqlbody IS NULL   -- SQL-standard bodies bind their names at creation
      AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
   ARRAY['beyond_accuracy', 'cuped_results', 'exposure_by_group', 'fairness_by_group', 'fairness_summary',
-        'segment_effects', 'split_by_time', 'split_by_user_time', 'train'],
+        'privacy_report', 'segment_effects', 'split_by_time', 'split_by_user_time', 'train'],
   'SQL/plpgsql functions pin search_path, except those that run caller SQL text');
 SELECT is(
   (SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
