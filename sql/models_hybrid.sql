@@ -27,7 +27,7 @@ UNION ALL SELECT 5000 + s, 'segment:' || s FROM generate_series(0, 7) s;
 
 -- ---------- BPR ----------
 SELECT train('bpr', 'bpr', 'clicks', '{"factors": 16, "iterations": 40, "learning_rate": 0.05, "seed": 3, "threads": 1}');
-SELECT algorithm, features, model_info(model) ->> 'factors' AS factors_with_bias, (model_info(model) ->> 'loss')::float8 < 0.69 AS loss_below_chance
+SELECT algorithm, features, model_info(model_export(name, version)) ->> 'factors' AS factors_with_bias, (model_info(model_export(name, version)) ->> 'loss')::float8 < 0.69 AS loss_below_chance
 FROM models WHERE name = 'bpr';
 -- one thread and a seed: one model
 SELECT (SELECT bpr_fit(user_id, item_id, weight, '{"factors": 8, "iterations": 5, "seed": 4, "threads": 1}')::text FROM clicks)
@@ -48,8 +48,8 @@ FROM recommend_for('bpr', ARRAY[1, 9, 17]::bigint[], NULL, 10);
 -- ---------- hybrid ----------
 SELECT train('hybrid', 'hybrid', 'clicks', '{"factors": 16, "iterations": 30, "seed": 5, "threads": 1,
               "item_features": "item_features", "user_features": "user_features"}');
-SELECT algorithm, features, model_info(model) ->> 'item_features' AS item_features, model_info(model) ->> 'user_features' AS user_features,
-       model_info(model) ->> 'contexts' AS contexts, model_info(model) ->> 'items' AS items, model_info(model) ->> 'users' AS users
+SELECT algorithm, features, model_info(model_export(name, version)) ->> 'item_features' AS item_features, model_info(model_export(name, version)) ->> 'user_features' AS user_features,
+       model_info(model_export(name, version)) ->> 'contexts' AS contexts, model_info(model_export(name, version)) ->> 'items' AS items, model_info(model_export(name, version)) ->> 'users' AS users
 FROM models WHERE name = 'hybrid';
 -- item cold start: ranking only the 16 new items, the user's category comes first
 SELECT avg(((r.item_id - 1000) / 2 = u % 8)::int) > 0.8 AS new_items_of_liked_category_top2
@@ -70,8 +70,8 @@ SELECT count(*) AS rows FROM recommend('hybrid', 10, 5, true, NULL, NULL);
 -- feature minimisation: named feature sets left out, and recorded
 SELECT train('hybrid_min', 'hybrid', 'clicks', '{"factors": 16, "iterations": 5, "seed": 5, "threads": 1,
               "item_features": "item_features", "user_features": "user_features", "exclude_features": ["segment", "context"]}');
-SELECT features, options -> 'exclude_features' AS excluded, model_info(model) ->> 'contexts' AS contexts,
-       model_info(model) ->> 'user_features' AS user_features
+SELECT features, options -> 'exclude_features' AS excluded, model_info(model_export(name, version)) ->> 'contexts' AS contexts,
+       model_info(model_export(name, version)) ->> 'user_features' AS user_features
 FROM models WHERE name = 'hybrid_min';
 SELECT train('als_noweight', 'als', 'clicks', '{"factors": 4, "iterations": 2, "exclude_features": ["weight"]}');
 SELECT name, features FROM models WHERE name IN ('als_noweight', 'bpr') ORDER BY name;
@@ -120,7 +120,7 @@ INSERT INTO curated VALUES (50, 1, NULL), (60, 2, NULL), (70, 3, NULL),
 CREATE TABLE segments AS SELECT u::bigint AS user_id, CASE WHEN u % 2 = 0 THEN 'young' ELSE 'returning' END AS segment
 FROM generate_series(1, 10) u;
 SELECT train('arm_a', 'editorial', 'curated', '{"segments": "segments"}');
-SELECT algorithm, features, users, items, model_info(model) ->> 'segments' AS segments FROM models WHERE name = 'arm_a';
+SELECT algorithm, features, users, items, model_info(model_export(name, version)) ->> 'segments' AS segments FROM models WHERE name = 'arm_a';
 SELECT 'user 2' AS who, item_id, score, rank, reason FROM recommend('arm_a', 2, 3)
 UNION ALL SELECT 'user 3', item_id, score, rank, reason FROM recommend('arm_a', 3, 3)
 UNION ALL SELECT 'unknown', item_id, score, rank, reason FROM recommend('arm_a', 99, 3)
@@ -130,11 +130,11 @@ ORDER BY 1, 4;
 SELECT kind, name, contribution FROM explain('arm_a', 2, 6);
 SELECT score('arm_a', 2, 6) AS listed, score('arm_a', 2, 50) AS not_on_the_users_list;
 -- erasure: the user's segment goes with the user
-SELECT model_info(model_without_user(model, 2)) ->> 'users' AS users_after FROM models WHERE name = 'arm_a';
+SELECT model_info(model_without_user(model_export(name, version), 2)) ->> 'users' AS users_after FROM models WHERE name = 'arm_a';
 
 -- ---------- erasure in the hybrid: the user's features go too ----------
 SELECT (model_info(m) ->> 'users')::int AS users_after, (model_info(m) ->> 'pairs')::int < (SELECT count(DISTINCT (user_id, item_id)) FROM clicks) AS pairs_fewer
-FROM (SELECT model_without_user(model, 10) AS m FROM models WHERE name = 'hybrid') t;
+FROM (SELECT model_without_user(model_export(name, version), 10) AS m FROM models WHERE name = 'hybrid') t;
 
 -- ---------- privacy_report ----------
 CREATE TABLE clicks_train AS SELECT * FROM clicks WHERE (user_id * 7 + item_id) % 5 <> 0;

@@ -84,7 +84,7 @@ FROM ref_accounting a JOIN models m ON m.name = CASE a.case_name WHEN 'pop_lapla
   WHEN 'als_full' THEN 'als_dp_full' ELSE 'als_dp' END
 ORDER BY 1, 2;
 SELECT name, algorithm, features, privacy ->> 'mechanism' AS mechanism, privacy ->> 'released_items' AS released,
-       model_info(model) ->> 'algorithm' AS info_algorithm
+       model_info(model_export(name, version)) ->> 'algorithm' AS info_algorithm
 FROM models WHERE name IN ('pop_lap', 'pop_gauss_cat', 'als_dp') ORDER BY name;
 -- without a catalog only items whose noisy count passes the threshold are released
 SELECT bool_and(score >= (SELECT (privacy ->> 'threshold')::float8 FROM models WHERE name = 'pop_lap')) AS released_pass_threshold,

@@ -25,7 +25,7 @@ CREATE TABLE public.arms_hidden AS SELECT * FROM public.arms_features;
 SET ROLE arms_reader;
 SELECT lives_ok($$SELECT personalize.train('arms_h', 'hybrid', 'public.arms_clicks',
                   '{"factors": 4, "iterations": 2, "item_features": "public.arms_features"}')$$, 'hybrid trained by the reader');
-SELECT is((SELECT personalize.model_info(model) ->> 'item_features' FROM personalize.models WHERE name = 'arms_h'), '1',
+SELECT is((SELECT personalize.model_info(personalize.model_export(name, version)) ->> 'item_features' FROM personalize.models WHERE name = 'arms_h'), '1',
           'the hybrid saw only the feature rows the policy shows');
 SELECT throws_ok($$SELECT personalize.train('arms_x', 'hybrid', 'public.arms_clicks', '{"item_features": "public.arms_hidden"}')$$,
                  '42501', NULL, 'a features table the caller may not read');
