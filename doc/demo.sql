@@ -218,7 +218,69 @@ FROM (SELECT c.favourite FROM campaign c ORDER BY personalize.uplift_score('emai
 GROUP BY favourite ORDER BY chosen DESC LIMIT 4;
 
 \echo
-\echo '# 19. Operations: a nightly refresh of an ALS model, scheduled with pg_cron, with a data-quality'
+\echo '# 19. The four-arm study (doc/study.md): A editorial lists, B collaborative (ALS), C hybrid'
+\echo '#     (categories + purchases + daypart), D private (dp_als, epsilon 10). One assignment,'
+\echo '#     one serving call, one read-out.'
+-- arm A: the merchandisers' lists: best sellers, and per favourite category its best sellers
+CREATE TABLE favourite AS
+SELECT DISTINCT ON (t.user_id) t.user_id, c.name AS segment
+FROM train t JOIN items USING (item_id) JOIN categories c USING (category_id)
+GROUP BY t.user_id, c.name ORDER BY t.user_id, count(*) DESC, c.name;
+CREATE TABLE curated AS
+(SELECT item_id, row_number() OVER (ORDER BY count(*) DESC, item_id)::int AS position, NULL::text AS segment
+ FROM train GROUP BY item_id ORDER BY position LIMIT 20)
+UNION ALL
+SELECT item_id, position, segment FROM (
+  SELECT t.item_id, c.name AS segment, row_number() OVER (PARTITION BY c.name ORDER BY count(*) DESC, t.item_id)::int AS position
+  FROM train t JOIN items USING (item_id) JOIN categories c USING (category_id) GROUP BY t.item_id, c.name) s
+WHERE position <= 20;
+-- arm C: item features and the daypart of each purchase
+CREATE VIEW item_categories AS SELECT i.item_id, 'category:' || c.name AS feature FROM items i JOIN categories c USING (category_id);
+CREATE VIEW train_in_context AS
+SELECT user_id, item_id, weight, CASE WHEN extract(hour FROM occurred_at AT TIME ZONE 'UTC') < 12 THEN 'morning' ELSE 'evening' END AS context
+FROM split WHERE part = 'train';
+SELECT personalize.train('arm_a', 'editorial', 'curated', '{"segments": "favourite"}') AS a,
+       personalize.train('arm_b', 'als', 'train', '{"factors": 32, "iterations": 10}') AS b,
+       personalize.train('arm_c', 'hybrid', 'train_in_context', '{"factors": 32, "iterations": 20, "item_features": "item_categories"}') AS c,
+       personalize.train('arm_d', 'dp_als', 'train', '{"factors": 32, "iterations": 5, "epsilon": 10, "contributions": 30}') AS d \g /dev/null
+SELECT name, algorithm, features, privacy ->> 'epsilon' AS epsilon, round((privacy ->> 'noise_std')::numeric, 1) AS noise_std
+FROM personalize.models WHERE name LIKE 'arm_%' ORDER BY name;
+
+\echo
+\echo '#     every test customer is assigned an arm and served 5 items by that arm''s model, in the evening;'
+\echo '#     the outcome "conversion" is whether one of the 5 is among their later (test) purchases'
+SELECT personalize.create_experiment('four_arms', ARRAY['A_editorial', 'B_collaborative', 'C_hybrid', 'D_private']) \g /dev/null
+CREATE TABLE served AS
+SELECT a.unit_id AS user_id, a.arm, r.item_id, r.rank, r.reason
+FROM (SELECT user_id AS unit_id, personalize.assign('four_arms', user_id) AS arm FROM test_customers) a
+JOIN seen s ON s.user_id = a.unit_id,
+LATERAL personalize.recommend(CASE a.arm WHEN 'A_editorial' THEN 'arm_a' WHEN 'B_collaborative' THEN 'arm_b'
+                                         WHEN 'C_hybrid' THEN 'arm_c' ELSE 'arm_d' END,
+                              a.unit_id, 5, exclude => s.items, context => 'evening') r;
+SELECT arm, count(DISTINCT user_id) AS customers, min(reason) AS a_reason FROM served GROUP BY arm ORDER BY arm;
+SELECT count(personalize.log_outcome('four_arms', user_id, 'conversion'))
+FROM (SELECT DISTINCT s.user_id FROM served s JOIN split t ON t.user_id = s.user_id AND t.item_id = s.item_id AND t.part = 'test') c \g /dev/null
+SELECT arm, n, round(mean::numeric, 3) AS conversion, round(lift_rel::numeric, 2) AS lift_vs_a,
+       round(p_value::numeric, 4) AS p, round(p_bh::numeric, 4) AS p_bh
+FROM personalize.experiment_results WHERE experiment = 'four_arms' AND metric = 'conversion' ORDER BY arm;
+
+\echo
+\echo '#     fairness: do the arms expose the categories in proportion to the catalogue?'
+SELECT s.arm, e.group_value AS category, round(e.exposure_share::numeric, 3) AS exposure_share, round(e.exposure_ratio::numeric, 2) AS ratio
+FROM (SELECT DISTINCT arm FROM served) s,
+LATERAL personalize.exposure_by_group(format('SELECT item_id, rank FROM served WHERE arm = %L', s.arm),
+  'SELECT i.item_id, c.name AS category FROM items i JOIN categories c USING (category_id)', 'item_id', 'category') e
+WHERE e.group_value IN ('shoes', 'garden') ORDER BY s.arm, e.group_value;
+
+\echo
+\echo '#     and what privacy costs: NDCG@10 of the private variants at each epsilon next to ALS'
+CREATE VIEW test_rows AS SELECT user_id, item_id FROM split WHERE part = 'test';
+SELECT variant, epsilon, round(ndcg_at_k::numeric, 4) AS ndcg_at_10, round(ndcg_vs_als::numeric, 2) AS vs_als
+FROM personalize.privacy_report('train', 'test_rows', '{1,10,Infinity}',
+  '{"als": {"factors": 32, "iterations": 5}, "dp_als": {"contributions": 30}, "dp_popularity": {"contributions": 10}}');
+
+\echo
+\echo '# 20. Operations: a nightly refresh of an ALS model, scheduled with pg_cron, with a data-quality'
 \echo '#     gate and a champion/challenger comparison. The feed: the purchases, moved so that the newest'
 \echo '#     are from the last hour; all but the last day is there. The first refresh has no champion.'
 CREATE VIEW shifted AS

@@ -2071,3 +2071,393 @@ RETURNS TABLE (bin integer, n_treated bigint, n_control bigint, rate_treated dou
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION personalize.uplift_by_percentile(bytea, integer, text, double precision) IS
 	'per score bin (deciles by default): treated and control response rates, uplift, Wald interval, z-test';
+
+-- ==== the experiment's other arms (issue 13): bpr, hybrid, dp_popularity, dp_als, editorial, explain ====
+-- the registry knows the new algorithms and records features and privacy
+ALTER TABLE personalize.models DROP CONSTRAINT models_algorithm_check;
+ALTER TABLE personalize.models ADD CONSTRAINT models_algorithm_check
+	CHECK (algorithm IN ('popularity', 'itemknn', 'als', 'bpr', 'hybrid', 'dp_popularity', 'dp_als', 'editorial',
+	                     'logistic', 'uplift'));
+ALTER TABLE personalize.models ADD COLUMN features text[], ADD COLUMN privacy jsonb;
+CREATE OR REPLACE FUNCTION personalize.store_version(model_name text, model personalize.model, options jsonb,
+	seconds double precision, make_active boolean)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	info jsonb := personalize.model_info(model);
+	new_version integer;
+BEGIN
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Store it under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+	PERFORM pg_advisory_xact_lock(hashtext('personalize.models'), hashtext(model_name));
+	SELECT coalesce(max(m.version), 0) + 1 INTO new_version FROM personalize.models m WHERE m.name = model_name;
+	IF make_active THEN
+		UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active;
+	END IF;
+	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, bytes,
+	                                features, privacy)
+	VALUES (model_name, new_version, info ->> 'algorithm', options, (info ->> 'rows')::int8, (info ->> 'users')::int8,
+	        (info ->> 'items')::int8, seconds, make_active, (info ->> 'bytes')::int8,
+	        ARRAY(SELECT jsonb_array_elements_text(coalesce(info -> 'feature_sets', '[]'::jsonb))), info -> 'privacy');
+	PERFORM personalize.model_store(model_name, new_version, model);
+	RETURN new_version;
+END
+$$;
+
+-- src/bpr.sql
+CREATE FUNCTION personalize.bpr_final(internal) RETURNS personalize.model
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL SAFE;
+
+CREATE AGGREGATE personalize.bpr_fit(user_id bigint, item_id bigint, weight real, options jsonb) (
+	SFUNC = personalize.interactions_transfn,
+	STYPE = internal,
+	COMBINEFUNC = personalize.interactions_combine,
+	SERIALFUNC = personalize.interactions_serialize,
+	DESERIALFUNC = personalize.interactions_deserialize,
+	FINALFUNC = personalize.bpr_final,
+	FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE personalize.bpr_fit(bigint, bigint, real, jsonb) IS 'BPR matrix factorization by SGD (implicit feedback)';
+-- src/hybrid.sql
+CREATE FUNCTION personalize.hybrid_transfn(internal, bigint, bigint, real, text, jsonb) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT PARALLEL UNSAFE;
+CREATE FUNCTION personalize.hybrid_final(internal) RETURNS personalize.model
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL UNSAFE;
+
+CREATE AGGREGATE personalize.hybrid_fit(user_id bigint, item_id bigint, weight real, context text, options jsonb) (
+	SFUNC = personalize.hybrid_transfn,
+	STYPE = internal,
+	FINALFUNC = personalize.hybrid_final,
+	FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE personalize.hybrid_fit(bigint, bigint, real, text, jsonb) IS 'hybrid model: id, feature and context embeddings trained with WARP or BPR';
+-- src/dp.sql
+CREATE FUNCTION personalize.dp_popularity_final(internal) RETURNS personalize.model
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL SAFE;
+
+-- PARALLEL RESTRICTED: the final function may read the catalog source as the caller
+CREATE AGGREGATE personalize.dp_popularity_fit(user_id bigint, item_id bigint, weight real, options jsonb) (
+	SFUNC = personalize.interactions_transfn,
+	STYPE = internal,
+	COMBINEFUNC = personalize.interactions_combine,
+	SERIALFUNC = personalize.interactions_serialize,
+	DESERIALFUNC = personalize.interactions_deserialize,
+	FINALFUNC = personalize.dp_popularity_final,
+	FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = RESTRICTED
+);
+COMMENT ON AGGREGATE personalize.dp_popularity_fit(bigint, bigint, real, jsonb) IS 'differentially private item counts: contribution bounding and Laplace or Gaussian noise';
+
+CREATE FUNCTION personalize.dp_als_final(internal) RETURNS personalize.model
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL SAFE;
+
+CREATE AGGREGATE personalize.dp_als_fit(user_id bigint, item_id bigint, weight real, options jsonb) (
+	SFUNC = personalize.interactions_transfn,
+	STYPE = internal,
+	COMBINEFUNC = personalize.interactions_combine,
+	SERIALFUNC = personalize.interactions_serialize,
+	DESERIALFUNC = personalize.interactions_deserialize,
+	FINALFUNC = personalize.dp_als_final,
+	FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE personalize.dp_als_fit(bigint, bigint, real, jsonb) IS 'differentially private implicit ALS (noisy item-side statistics, Chien et al. 2021)';
+-- src/editorial.sql
+CREATE FUNCTION personalize.editorial_transfn(internal, bigint, integer, text, jsonb) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT PARALLEL UNSAFE;
+CREATE FUNCTION personalize.editorial_final(internal) RETURNS personalize.model
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT PARALLEL UNSAFE;
+
+CREATE AGGREGATE personalize.editorial_fit(item_id bigint, "position" integer, segment text, options jsonb) (
+	SFUNC = personalize.editorial_transfn,
+	STYPE = internal,
+	FINALFUNC = personalize.editorial_final,
+	PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE personalize.editorial_fit(bigint, integer, text, jsonb) IS 'editorial model: curated lists per segment, and a default list';
+-- src/explain.sql
+CREATE FUNCTION personalize.explain(model_name text, user_id bigint, item_id bigint, k integer DEFAULT 10,
+	context text DEFAULT NULL)
+RETURNS TABLE (rank integer, kind text, past_item_id bigint, name text, contribution real)
+	AS 'MODULE_PATHNAME', 'explain' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION personalize.explain(text, bigint, bigint, integer, text) IS 'the past items, features and context that make up a score, largest first';
+
+-- recommend takes a context (calls written for 0.1.0 keep working: it is a trailing default)
+DROP FUNCTION personalize.recommend(text, bigint, integer, boolean, bigint[], bigint[]);
+CREATE FUNCTION personalize.recommend(model_name text, user_id bigint, k integer DEFAULT 10,
+	exclude_seen boolean DEFAULT true, candidates bigint[] DEFAULT NULL, exclude bigint[] DEFAULT NULL,
+	context text DEFAULT NULL)
+RETURNS TABLE (item_id bigint, score real, rank integer, reason text)
+	AS 'MODULE_PATHNAME', 'recommend' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION personalize.recommend(text, bigint, integer, boolean, bigint[], bigint[], text) IS 'top-k items for a user (in a context); popular items for an unknown user';
+
+
+-- train: the new algorithms, feature minimisation (exclude_features), features and privacy recorded
+CREATE OR REPLACE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- the trained model stays where the aggregate built it (a handle, not a value
+-- copied by the executor and plpgsql), is stored from there and, in shared
+-- mode, becomes the shared copy without another copy
+SET personalize.model_value_limit = 1024
+-- No pinned search_path: the source is the caller's table or query and is
+-- resolved with the caller's path. Every name in the body is qualified.
+AS $$
+DECLARE
+	fit text;
+	relation text;
+	fit_options jsonb;
+	make_active boolean;
+	started timestamptz;
+	trained personalize.model;
+	new_version integer;
+	excluded text[];
+	unknown_set text;
+	uses_weight boolean;
+	weight_expr text;
+BEGIN
+	IF model_name IS NULL OR algorithm IS NULL OR source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'model_name, algorithm, source and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	fit := CASE algorithm WHEN 'popularity' THEN 'popularity_fit'
+	                      WHEN 'itemknn' THEN 'itemknn_fit'
+	                      WHEN 'als' THEN 'als_fit'
+	                      WHEN 'bpr' THEN 'bpr_fit'
+	                      WHEN 'hybrid' THEN 'hybrid_fit'
+	                      WHEN 'dp_popularity' THEN 'dp_popularity_fit'
+	                      WHEN 'dp_als' THEN 'dp_als_fit'
+	                      WHEN 'editorial' THEN 'editorial_fit'
+	                      WHEN 'logistic' THEN 'classifier_fit'
+	                      WHEN 'uplift' THEN 'classifier_fit' END;
+	IF fit IS NULL THEN
+		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023',
+			HINT = 'Use popularity, itemknn, als, bpr, hybrid, dp_popularity, dp_als, editorial, logistic or uplift.';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	IF options ? 'activate' AND pg_catalog.jsonb_typeof(options -> 'activate') <> 'boolean' THEN
+		RAISE EXCEPTION 'option "activate" must be a boolean' USING ERRCODE = '22023';
+	END IF;
+	make_active := coalesce((options ->> 'activate')::boolean, true);
+	fit_options := options - 'activate';
+	-- before a training that may take minutes (the row policy checks again at insert)
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Train under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+
+	-- feature minimisation: named feature sets left out of the training
+	IF options ? 'exclude_features' AND (pg_catalog.jsonb_typeof(options -> 'exclude_features') <> 'array'
+	   OR EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(options -> 'exclude_features') e
+	              WHERE pg_catalog.jsonb_typeof(e) <> 'string')) THEN
+		RAISE EXCEPTION 'option "exclude_features" must be an array of strings' USING ERRCODE = '22023';
+	END IF;
+	excluded := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(coalesce(options -> 'exclude_features', '[]')));
+	IF fit = 'classifier_fit' AND options ? 'exclude_features' THEN
+		RAISE EXCEPTION 'option "exclude_features" does not apply to algorithm %', algorithm USING ERRCODE = '22023',
+			HINT = 'A classifier uses the features its option "features" names: leave the others out of that list.';
+	ELSIF algorithm <> 'hybrid' THEN
+		-- the hybrid resolves its own feature sets; the others know only the interaction weight
+		fit_options := fit_options - 'exclude_features';
+		SELECT e INTO unknown_set FROM pg_catalog.unnest(excluded) e
+		WHERE e OPERATOR(pg_catalog.<>) 'weight' OR algorithm IN ('editorial', 'dp_popularity') LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'feature set "%" is not used by algorithm %', unknown_set, algorithm USING ERRCODE = '22023',
+				HINT = CASE WHEN algorithm IN ('editorial', 'dp_popularity') THEN 'Algorithm ' OPERATOR(pg_catalog.||) algorithm OPERATOR(pg_catalog.||) ' uses no features.'
+				            ELSE 'Algorithm ' OPERATOR(pg_catalog.||) algorithm OPERATOR(pg_catalog.||) ' uses only the feature set "weight".' END;
+		END IF;
+	END IF;
+	-- dp_popularity counts users, editorial reads a list, classifiers read their label: no weights
+	uses_weight := algorithm NOT IN ('editorial', 'dp_popularity', 'logistic', 'uplift') AND NOT 'weight' OPERATOR(pg_catalog.=) ANY (excluded);
+	weight_expr := CASE WHEN uses_weight THEN 's.weight::real' ELSE '1::real' END;
+
+	-- a query runs as a subquery; anything else must name a table or view
+	relation := personalize.source_sql(source);
+
+	-- runs as the caller: privileges and row-level security apply to the source
+	PERFORM personalize.report_progress('train', 'reading rows', model_name);
+	started := pg_catalog.clock_timestamp();
+	IF fit = 'classifier_fit' THEN
+		-- label, features and the rest are in the options (src/logistic.c)
+		trained := personalize.classifier_fit(algorithm, source, fit_options);
+	ELSIF algorithm = 'editorial' THEN
+		EXECUTE pg_catalog.format('SELECT personalize.editorial_fit(s.item_id::bigint, s.position::integer, %s, $1) FROM %s AS s',
+		               CASE WHEN 'segment' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source)) THEN 's.segment::text' ELSE 'NULL::text' END,
+		               relation)
+			INTO trained USING fit_options;
+	ELSIF algorithm = 'hybrid' THEN
+		EXECUTE pg_catalog.format('SELECT personalize.hybrid_fit(s.user_id::bigint, s.item_id::bigint, %s, %s, $1) FROM %s AS s',
+		               weight_expr,
+		               CASE WHEN 'context' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source)) THEN 's.context::text' ELSE 'NULL::text' END,
+		               relation)
+			INTO trained USING fit_options;
+	ELSE
+		EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, %s, $1) FROM %s AS s',
+		               fit, weight_expr, relation)
+			INTO trained USING fit_options;
+	END IF;
+	IF trained IS NULL AND algorithm = 'editorial' THEN
+		RAISE EXCEPTION 'source "%" has no rows with non-NULL item_id and position', source USING ERRCODE = '22023';
+	ELSIF trained IS NULL THEN
+		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
+			USING ERRCODE = '22023';
+	END IF;
+	PERFORM personalize.report_progress('train', 'storing');
+	new_version := personalize.store_version(model_name, trained, options,
+	                                         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active);
+	-- what it was trained from, and on: the interaction weight unless left out
+	UPDATE personalize.models m
+	SET source = relation,
+	    features = CASE WHEN uses_weight THEN pg_catalog.array_prepend('weight'::text, m.features) ELSE m.features END
+	WHERE m.name = model_name AND m.version = new_version;
+	PERFORM personalize.report_progress('train', NULL);
+	RETURN new_version;
+END
+$$;
+
+-- src/privacy_report.sql: the privacy/utility trade-off as one table
+CREATE FUNCTION personalize.privacy_report(train text, test text,
+	epsilons double precision[] DEFAULT '{0.5,1,2,5,10,Infinity}', options jsonb DEFAULT '{}',
+	k integer DEFAULT 10, seeds integer[] DEFAULT '{1}')
+RETURNS TABLE (variant text, epsilon double precision, features_removed text[], runs integer, users bigint,
+               ndcg_at_k double precision, precision_at_k double precision, recall_at_k double precision,
+               ndcg_vs_als double precision)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- No pinned search_path: train and test are the caller's relations or queries, resolved
+-- with the caller's path. Every name in the body is qualified.
+AS $$
+DECLARE
+	known_keys CONSTANT text[] := ARRAY['als', 'popularity', 'dp_als', 'dp_popularity', 'hybrid', 'ablations', 'contexts'];
+	model_name CONSTANT text := 'privacy_report_' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid();
+	bad_key text;
+	eps double precision;
+	s integer;
+	ablation jsonb;
+	removed text[];
+	runs_to_do jsonb := '[]'::jsonb;
+	results jsonb := '[]'::jsonb;
+	recommendations text;
+	served integer;
+	run jsonb;
+	run_options jsonb;
+	m record;
+BEGIN
+	IF train IS NULL OR test IS NULL OR epsilons IS NULL OR options IS NULL OR k IS NULL OR seeds IS NULL THEN
+		RAISE EXCEPTION 'train, test, epsilons, options, k and seeds must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	SELECT key INTO bad_key FROM pg_catalog.jsonb_object_keys(options) key WHERE key <> ALL (known_keys) LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'unknown option "%"', bad_key USING ERRCODE = '22023',
+			HINT = 'Options are als, popularity, dp_als, dp_popularity, hybrid (objects of training options), ablations (an array of arrays of feature sets) and contexts (a source of user_id, context).';
+	END IF;
+	IF pg_catalog.cardinality(epsilons) = 0 OR pg_catalog.cardinality(seeds) = 0
+	   OR EXISTS (SELECT FROM pg_catalog.unnest(epsilons) e WHERE e IS NULL OR NOT e > 0) THEN
+		RAISE EXCEPTION 'epsilons must be positive (Infinity for no privacy) and seeds must not be empty' USING ERRCODE = '22023';
+	END IF;
+	IF k < 1 THEN
+		RAISE EXCEPTION 'k must be at least 1, not %', k USING ERRCODE = '22023';
+	END IF;
+	IF options ? 'ablations' AND NOT options ? 'hybrid' THEN
+		RAISE EXCEPTION 'option "ablations" needs option "hybrid"' USING ERRCODE = '22023';
+	END IF;
+
+	-- the runs: (variant, algorithm, epsilon, removed feature sets, training options)
+	runs_to_do := runs_to_do
+		|| pg_catalog.jsonb_build_object('variant', 'als', 'algorithm', 'als', 'options', coalesce(options -> 'als', '{}'))
+		|| pg_catalog.jsonb_build_object('variant', 'popularity', 'algorithm', 'popularity', 'options', coalesce(options -> 'popularity', '{}'));
+	FOREACH eps IN ARRAY epsilons LOOP
+		runs_to_do := runs_to_do
+			|| pg_catalog.jsonb_build_object('variant', 'dp_als', 'algorithm', 'dp_als', 'epsilon', eps,
+			                                 'options', coalesce(options -> 'als', '{}') || coalesce(options -> 'dp_als', '{}'))
+			|| pg_catalog.jsonb_build_object('variant', 'dp_popularity', 'algorithm', 'dp_popularity', 'epsilon', eps,
+			                                 'options', coalesce(options -> 'dp_popularity', '{}'));
+	END LOOP;
+	IF options ? 'hybrid' THEN
+		runs_to_do := runs_to_do || pg_catalog.jsonb_build_object('variant', 'hybrid', 'algorithm', 'hybrid', 'removed', '[]'::jsonb,
+		                                                          'options', options -> 'hybrid');
+		FOR ablation IN SELECT a FROM pg_catalog.jsonb_array_elements(coalesce(options -> 'ablations', '[]')) a LOOP
+			runs_to_do := runs_to_do || pg_catalog.jsonb_build_object('variant', 'hybrid', 'algorithm', 'hybrid', 'removed', ablation,
+			                                                          'options', options -> 'hybrid');
+		END LOOP;
+	END IF;
+
+	-- every user of the test rows, served with their training items excluded (and in their context)
+	recommendations := pg_catalog.format('
+		WITH seen AS (SELECT s.user_id::pg_catalog.int8 AS user_id, pg_catalog.array_agg(DISTINCT s.item_id::pg_catalog.int8) AS items
+		              FROM %s AS s GROUP BY 1),
+		     users AS (SELECT DISTINCT t.user_id::pg_catalog.int8 AS user_id FROM %s AS t),
+		     contexts AS (%s)
+		SELECT u.user_id, r.item_id, r.rank
+		FROM users u LEFT JOIN seen v ON v.user_id OPERATOR(pg_catalog.=) u.user_id
+		     LEFT JOIN contexts c ON c.user_id OPERATOR(pg_catalog.=) u.user_id,
+		     LATERAL personalize.recommend(%L, u.user_id, $k$, true, NULL, v.items, c.context) r',
+		personalize.source_sql(train), personalize.source_sql(test),
+		CASE WHEN options ? 'contexts'
+		     THEN pg_catalog.format('SELECT x.user_id::pg_catalog.int8 AS user_id, x.context::pg_catalog.text AS context FROM %s AS x',
+		                            personalize.source_sql(options ->> 'contexts'))
+		     ELSE 'SELECT NULL::pg_catalog.int8 AS user_id, NULL::pg_catalog.text AS context' END,
+		model_name);
+
+	FOR run IN SELECT r FROM pg_catalog.jsonb_array_elements(runs_to_do) r LOOP
+		removed := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(coalesce(run -> 'removed', '[]'::jsonb)));
+		FOREACH s IN ARRAY seeds LOOP
+			run_options := (run -> 'options') || pg_catalog.jsonb_build_object('seed', s);
+			IF run ? 'epsilon' THEN
+				run_options := run_options || pg_catalog.jsonb_build_object('epsilon',
+					CASE WHEN (run ->> 'epsilon')::pg_catalog.float8 = 'Infinity' THEN pg_catalog.to_jsonb('infinity'::text)
+					     ELSE run -> 'epsilon' END);
+			END IF;
+			IF pg_catalog.cardinality(removed) > 0 THEN
+				run_options := run_options || pg_catalog.jsonb_build_object('exclude_features', pg_catalog.to_jsonb(removed));
+			END IF;
+			IF run ->> 'algorithm' = 'popularity' THEN
+				run_options := run_options - 'seed';	-- it takes no options
+			END IF;
+			PERFORM personalize.train(model_name, run ->> 'algorithm', train, run_options);
+			-- a private popularity model may release fewer than k items
+			SELECT LEAST(k, x.items::integer) INTO served FROM personalize.models x WHERE x.name = model_name;
+			SELECT * INTO m FROM personalize.ranking_metrics(pg_catalog.replace(recommendations, '$k$', served::text), test, k);
+			results := results || pg_catalog.jsonb_build_object('variant', run -> 'variant', 'epsilon', run -> 'epsilon',
+				'removed', pg_catalog.to_jsonb(removed), 'users', m.users, 'ndcg', m.ndcg_at_k, 'prec', m.precision_at_k,
+				'recall', m.recall_at_k);
+			PERFORM personalize.drop_model(model_name);
+		END LOOP;
+	END LOOP;
+
+	RETURN QUERY
+	WITH r AS (
+		SELECT x.variant, (x.epsilon #>> '{}')::pg_catalog.float8 AS epsilon,
+		       ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.removed)) AS removed,
+		       x.users, x.ndcg, x.prec, x.recall
+		FROM pg_catalog.jsonb_to_recordset(results)
+		     AS x(variant text, epsilon jsonb, removed jsonb, users bigint, ndcg double precision, prec double precision,
+		          recall double precision)),
+	agg AS (
+		SELECT r.variant, r.epsilon, r.removed, pg_catalog.count(*)::integer AS runs, pg_catalog.max(r.users) AS users,
+		       pg_catalog.avg(r.ndcg) AS ndcg, pg_catalog.avg(r.prec) AS prec, pg_catalog.avg(r.recall) AS recall
+		FROM r GROUP BY 1, 2, 3)
+	SELECT a.variant, a.epsilon, a.removed, a.runs, a.users, a.ndcg, a.prec, a.recall,
+	       a.ndcg OPERATOR(pg_catalog./) NULLIF((SELECT x.ndcg FROM agg x WHERE x.variant OPERATOR(pg_catalog.=) 'als'), 0)
+	FROM agg a
+	ORDER BY pg_catalog.array_position(ARRAY['als', 'popularity', 'dp_als', 'dp_popularity', 'hybrid'], a.variant),
+	         a.epsilon NULLS FIRST, pg_catalog.cardinality(a.removed), a.removed::text;
+END
+$$;
+COMMENT ON FUNCTION personalize.privacy_report(text, text, double precision[], jsonb, integer, integer[]) IS
+	'ranking utility of the private and feature-minimised variants next to the non-private models, on one split';

@@ -30,13 +30,14 @@
 #include "common/pg_prng.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "als.h"
 #include "model.h"
 #include "progress.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
-static const char *const als_options[] = {
+const char *const als_options[] = {
 	"factors", "regularization", "alpha", "iterations", "cg_steps", "seed",
 	"calculate_loss", "threads", "warm_start", NULL
 };
@@ -55,6 +56,10 @@ typedef struct AlsHalf
 	const int32 *indices;
 	const float *weights;
 	int32		nrows;
+	const AlsNoise *noise;		/* item side of dp_als (dp.c), else NULL */
+	bool		shared_gram;	/* rows solve (gram) x = Σ c y: no per-row confidence term */
+	int			iteration;
+	int			scratch_floats; /* per thread */
 	volatile int32 next;		/* next chunk start (atomic) */
 	volatile bool stop;
 } AlsHalf;
@@ -83,6 +88,8 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 				end = h->indptr[row + 1];
 	float		rsold,
 				rsnew;
+	float	   *noise_matrix = NULL,
+			   *noise_vector;
 
 	gram_times(f, h->gram, x, r);
 	for (int a = 0; a < f; a++)
@@ -92,7 +99,16 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 		const float *y = h->other + (Size) h->indices[j] * f;
 		float		c = 1.0f + h->alpha * h->weights[j];
 
-		vec_axpy(f, c - (c - 1.0f) * vec_dot(f, y, x), y, r);
+		vec_axpy(f, h->shared_gram ? c : c - (c - 1.0f) * vec_dot(f, y, x), y, r);
+	}
+	/* private statistics: A + E and b + e (noise after the three work vectors) */
+	if (h->noise)
+	{
+		noise_vector = ap + f;
+		noise_matrix = h->shared_gram ? NULL : noise_vector + f;
+		h->noise->item_noise(h->noise->arg, h->iteration, row, noise_matrix, noise_vector);
+		for (int a = 0; a < f; a++)
+			r[a] += noise_vector[a] - (noise_matrix ? vec_dot(f, noise_matrix + (Size) a * f, x) : 0.0f);
 	}
 	memcpy(p, r, sizeof(float) * f);
 	rsold = vec_dot(f, r, r);
@@ -103,14 +119,20 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 		float		step;
 
 		gram_times(f, h->gram, p, ap);
-		for (int64 j = start; j < end; j++)
+		for (int64 j = h->shared_gram ? end : start; j < end; j++)
 		{
 			const float *y = h->other + (Size) h->indices[j] * f;
 			float		c1 = h->alpha * h->weights[j];
 
 			vec_axpy(f, c1 * vec_dot(f, y, p), y, ap);
 		}
-		step = rsold / vec_dot(f, p, ap);
+		if (noise_matrix)
+			for (int a = 0; a < f; a++)
+				ap[a] += vec_dot(f, noise_matrix + (Size) a * f, p);
+		step = vec_dot(f, p, ap);
+		if (!(step > 0))
+			break;				/* only a noisy system can stop being positive definite */
+		step = rsold / step;
 		vec_axpy(f, step, p, x);
 		vec_axpy(f, -step, ap, r);
 		rsnew = vec_dot(f, r, r);
@@ -196,7 +218,7 @@ als_half(AlsHalf *h, int nthreads, float *scratch)
 		for (int t = 1; t < nthreads; t++)
 		{
 			w[t].half = h;
-			w[t].scratch = scratch + (Size) t * 3 * h->f;
+			w[t].scratch = scratch + (Size) t * h->scratch_floats;
 			if (pthread_create(&tid[t], NULL, als_worker_main, &w[t]) != 0)
 				break;
 			started++;
@@ -292,21 +314,35 @@ als_warm_start(const char *model_name, const Interactions *d, float *X, float *Y
 	return copied;
 }
 
-PG_FUNCTION_INFO_V1(als_final);
-Datum
-als_final(PG_FUNCTION_ARGS)
+/* The ALS options of opts (their keys checked by the caller), defaults for the others. */
+void
+als_read_options(Jsonb *opts, AlsOptions *o)
 {
-	InteractionState *st;
-	Jsonb	   *opts;
-	int			f,
-				iterations,
-				cg_steps,
-				nthreads;
-	float		reg,
-				alpha;
-	bool		want_loss;
+	o->factors = (int) options_get_number(opts, "factors", ALS_DEFAULT_FACTORS, 1, 1024);
+	o->regularization = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
+	o->alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
+	o->iterations = (int) options_get_number(opts, "iterations", 15, 0, 1000);
+	o->cg_steps = (int) options_get_number(opts, "cg_steps", 3, 1, 1024);
+	o->threads = (int) options_get_number(opts, "threads", 2, 1, 16);
+	o->seed = (uint64) options_get_number(opts, "seed", 42, 0, 9007199254740991.0);
+	o->calculate_loss = options_get_bool(opts, "calculate_loss", false);
+}
+
+/*
+ * A model of algorithm alg (options opts, recorded as given) trained by ALS
+ * on d; noise, when given, perturbs the item-side statistics (dp_als). A
+ * non-NULL note is stored as a char section of kind note_kind.
+ */
+ModelHeader *
+als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm alg,
+			  const AlsNoise *noise, int note_kind, const char *note)
+{
+	int			f = o->factors,
+				nthreads = o->threads;
+	float		reg = o->regularization;
 	pg_prng_state rng;
-	Interactions *d;
+	ModelBuilder b;
+	char	   *options_text;
 	ModelHeader *m;
 	float	   *X,
 			   *Y,
@@ -319,27 +355,15 @@ als_final(PG_FUNCTION_ARGS)
 				items;
 	JsonbValue *warm;
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	st = (InteractionState *) PG_GETARG_POINTER(0);
-	opts = interactions_options(st);
-	options_check_keys(opts, als_options);
-	f = (int) options_get_number(opts, "factors", ALS_DEFAULT_FACTORS, 1, 1024);
-	reg = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
-	alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
-	iterations = (int) options_get_number(opts, "iterations", 15, 0, 1000);
-	cg_steps = (int) options_get_number(opts, "cg_steps", 3, 1, 1024);
-	nthreads = (int) options_get_number(opts, "threads", 2, 1, 16);
-	pg_prng_seed(&rng, (uint64) options_get_number(opts, "seed", 42, 0, 9007199254740991.0));
-	want_loss = options_get_bool(opts, "calculate_loss", false);
-
-	if (st->n == 0)
-		PG_RETURN_NULL();
-	interactions_check_memory(st, 4.0 * f * ((double) st->users.count + st->items.count), "als");
-	d = interactions_build(st);	/* consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
-
-	m = model_from_interactions(MODEL_ALS, d, opts, f, 0, true);
+	pg_prng_seed(&rng, o->seed);
+	options_text = model_reserve_interactions(&b, alg, d, opts, f, 0, true);
+	if (note)
+		model_reserve(&b, note_kind, ELEMENT_CHAR, ROWS_NONE, strlen(note) + 1);
+	m = model_allocate(&b);
+	model_fill_interactions(m, d, options_text);
 	interactions_adopt(d, m);
+	if (note)
+		strcpy(model_section(m, note_kind), note);
 	X = model_section(m, SECTION_USER_FACTORS);
 	Y = model_section(m, SECTION_ITEM_FACTORS);
 	/* small positive start, as the common implementations do; users then items */
@@ -348,6 +372,10 @@ als_final(PG_FUNCTION_ARGS)
 	for (Size i = 0; i < (Size) d->nitems * f; i++)
 		Y[i] = (float) (pg_prng_double(&rng) * 0.01);
 	warm = getKeyJsonValueFromContainer(&opts->root, "warm_start", strlen("warm_start"), NULL);
+	if (warm && alg != MODEL_ALS)	/* dp_als: factors of a non-private model would leak */
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"warm_start\" is not supported by %s models", model_algorithm_name(alg))));
 	if (warm && warm->type != jbvString)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -364,12 +392,11 @@ als_final(PG_FUNCTION_ARGS)
 
 	interactions_transpose(d, &t_indptr, &t_indices, &t_weights);
 	gram = palloc(sizeof(float) * f * f);
-	scratch = palloc(sizeof(float) * 3 * f * nthreads);
 
 	memset(&users, 0, sizeof(users));
 	users.f = f;
-	users.cg_steps = cg_steps;
-	users.alpha = alpha;
+	users.cg_steps = o->cg_steps;
+	users.alpha = o->alpha;
 	users.gram = gram;
 	users.other = Y;
 	users.self = X;
@@ -377,6 +404,7 @@ als_final(PG_FUNCTION_ARGS)
 	users.indices = d->indices;
 	users.weights = d->weights;
 	users.nrows = d->nusers;
+	users.scratch_floats = 3 * f + (noise ? f * f + f : 0);
 	items = users;
 	items.other = X;
 	items.self = Y;
@@ -384,8 +412,11 @@ als_final(PG_FUNCTION_ARGS)
 	items.indices = t_indices;
 	items.weights = t_weights;
 	items.nrows = d->nitems;
+	items.noise = noise;
+	items.shared_gram = noise && noise->shared_gram;
+	scratch = palloc(sizeof(float) * users.scratch_floats * nthreads);
 
-	for (int it = 0; it < iterations; it++)
+	for (int it = 0; it < o->iterations; it++)
 	{
 		instr_time	start,
 					elapsed;
@@ -393,22 +424,48 @@ als_final(PG_FUNCTION_ARGS)
 		INSTR_TIME_SET_CURRENT(start);
 		als_gram(Y, d->nitems, f, reg, gram);
 		als_half(&users, nthreads, scratch);
+		if (noise)
+			noise->before_items(noise->arg, it, X, d->nusers);
 		als_gram(X, d->nusers, f, reg, gram);
+		if (noise)
+			noise->perturb_gram(noise->arg, it, gram);
+		items.iteration = it;
 		als_half(&items, nthreads, scratch);
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
-		if (want_loss)
+		if (o->calculate_loss)
 		{
-			m->loss = als_loss(d, X, Y, f, reg, alpha);
+			m->loss = als_loss(d, X, Y, f, reg, o->alpha);
 			ereport(DEBUG1,
-					(errmsg("als iteration %d of %d: %.3f s, loss %.9g",
-							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed), m->loss)));
+					(errmsg("%s iteration %d of %d: %.3f s, loss %.9g", model_algorithm_name(alg),
+							it + 1, o->iterations, INSTR_TIME_GET_DOUBLE(elapsed), m->loss)));
 		}
 		else
 			ereport(DEBUG1,
-					(errmsg("als iteration %d of %d: %.3f s",
-							it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed))));
-		progress_set_iteration(it + 1, iterations, want_loss ? m->loss : NAN);
+					(errmsg("%s iteration %d of %d: %.3f s", model_algorithm_name(alg),
+							it + 1, o->iterations, INSTR_TIME_GET_DOUBLE(elapsed))));
+		progress_set_iteration(it + 1, o->iterations, o->calculate_loss ? m->loss : NAN);
 	}
-	PG_RETURN_DATUM(model_datum(m));
+	return m;
+}
+
+PG_FUNCTION_INFO_V1(als_final);
+Datum
+als_final(PG_FUNCTION_ARGS)
+{
+	InteractionState *st;
+	Jsonb	   *opts;
+	AlsOptions	o;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	st = (InteractionState *) PG_GETARG_POINTER(0);
+	opts = interactions_options(st);
+	options_check_keys(opts, als_options);
+	als_read_options(opts, &o);
+	if (st->n == 0)
+		PG_RETURN_NULL();
+	interactions_check_memory(st, 4.0 * o.factors * ((double) st->users.count + st->items.count), "als");
+	/* interactions_build consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
+	PG_RETURN_DATUM(model_datum(als_fit_model(interactions_build(st), opts, &o, MODEL_ALS, NULL, 0, NULL)));
 }

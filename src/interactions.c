@@ -96,6 +96,16 @@ state_append(InteractionState *st, int32 u, int32 i, float w)
 	st->n++;
 }
 
+/* One row, for an aggregate that keeps its own rows and builds the matrix at the end (hybrid). */
+void
+interactions_append(InteractionState *st, int64 user, int64 item, float weight)
+{
+	int32		u = state_index(st, &st->users, user),
+				i = state_index(st, &st->items, item);
+
+	state_append(st, u, i, weight);
+}
+
 static MemoryContext
 aggregate_context(FunctionCallInfo fcinfo, const char *fname)
 {

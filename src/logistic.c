@@ -1269,14 +1269,6 @@ factorize(const Classifier *c, double *M, const double *H, double l2, int first_
 	}
 }
 
-/* Solve L Lᵀ x = b in place. */
-static void
-cholesky_solve(const double *L, int p, double *b)
-{
-	cblas_dtrsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, p, L, p, b, 1);
-	cblas_dtrsv(CblasRowMajor, CblasLower, CblasTrans, CblasNonUnit, p, L, p, b, 1);
-}
-
 static void
 separation_check(const FitSpec *fs, const PassResult *r, const char *where)
 {

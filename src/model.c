@@ -15,8 +15,10 @@
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
 #include "model.h"
+#include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -268,50 +270,165 @@ model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *opt
 						int32 factors, int32 neighbors, bool keep_matrix)
 {
 	ModelBuilder b;
-	char	   *opts = JsonbToCString(NULL, &options->root, VARSIZE(options));
-	ModelHeader *m;
+	char	   *opts = model_reserve_interactions(&b, alg, data, options, factors, neighbors, keep_matrix);
+	ModelHeader *m = model_allocate(&b);
 
-	model_builder_init(&b, alg);
-	b.hdr.factors = factors;
-	b.hdr.neighbors = neighbors;
-	b.hdr.nusers = keep_matrix ? data->nusers : 0;
-	b.hdr.nitems = data->nitems;
-	b.hdr.nnz = keep_matrix ? data->nnz : 0;
-	b.hdr.rows = data->rows;
-	b.hdr.null_rows = data->null_rows;
-	model_reserve(&b, SECTION_OPTIONS, ELEMENT_CHAR, ROWS_NONE, strlen(opts) + 1);
+	model_fill_interactions(m, data, opts);
+	return m;
+}
+
+/* Starts a builder with the interaction sections; returns the options text for model_fill_interactions. */
+char *
+model_reserve_interactions(ModelBuilder *b, ModelAlgorithm alg, const Interactions *data, Jsonb *options,
+						   int32 factors, int32 neighbors, bool keep_matrix)
+{
+	char	   *opts = JsonbToCString(NULL, &options->root, VARSIZE(options));
+
+	model_builder_init(b, alg);
+	b->hdr.factors = factors;
+	b->hdr.neighbors = neighbors;
+	b->hdr.nusers = keep_matrix ? data->nusers : 0;
+	b->hdr.nitems = data->nitems;
+	b->hdr.nnz = keep_matrix ? data->nnz : 0;
+	b->hdr.rows = data->rows;
+	b->hdr.null_rows = data->null_rows;
+	model_reserve(b, SECTION_OPTIONS, ELEMENT_CHAR, ROWS_NONE, strlen(opts) + 1);
 	if (keep_matrix)
-		model_reserve(&b, SECTION_USER_IDS, ELEMENT_INT64, ROWS_USERS, data->nusers);
-	model_reserve(&b, SECTION_ITEM_IDS, ELEMENT_INT64, ROWS_ITEMS, data->nitems);
-	model_reserve(&b, SECTION_ITEM_POPULARITY, ELEMENT_FLOAT4, ROWS_ITEMS, data->nitems);
+		model_reserve(b, SECTION_USER_IDS, ELEMENT_INT64, ROWS_USERS, data->nusers);
+	model_reserve(b, SECTION_ITEM_IDS, ELEMENT_INT64, ROWS_ITEMS, data->nitems);
+	model_reserve(b, SECTION_ITEM_POPULARITY, ELEMENT_FLOAT4, ROWS_ITEMS, data->nitems);
 	if (keep_matrix)
 	{
-		model_reserve(&b, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, (uint64) data->nusers + 1);
-		model_reserve(&b, SECTION_SEEN_ITEMS, ELEMENT_INT32, ROWS_PAIRS, data->nnz);
-		model_reserve(&b, SECTION_SEEN_WEIGHTS, ELEMENT_FLOAT4, ROWS_PAIRS, data->nnz);
+		model_reserve(b, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, (uint64) data->nusers + 1);
+		model_reserve(b, SECTION_SEEN_ITEMS, ELEMENT_INT32, ROWS_PAIRS, data->nnz);
+		model_reserve(b, SECTION_SEEN_WEIGHTS, ELEMENT_FLOAT4, ROWS_PAIRS, data->nnz);
 	}
 	if (factors > 0)
 	{
-		model_reserve(&b, SECTION_USER_FACTORS, ELEMENT_FLOAT4, ROWS_USERS, (uint64) data->nusers * factors);
-		model_reserve(&b, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * factors);
+		model_reserve(b, SECTION_USER_FACTORS, ELEMENT_FLOAT4, ROWS_USERS, (uint64) b->hdr.nusers * factors);
+		model_reserve(b, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * factors);
 	}
 	if (neighbors > 0)
 	{
-		model_reserve(&b, SECTION_NEIGHBOR_ITEMS, ELEMENT_INT32, ROWS_ITEMS, (uint64) data->nitems * neighbors);
-		model_reserve(&b, SECTION_NEIGHBOR_SIMILARITY, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * neighbors);
+		model_reserve(b, SECTION_NEIGHBOR_ITEMS, ELEMENT_INT32, ROWS_ITEMS, (uint64) data->nitems * neighbors);
+		model_reserve(b, SECTION_NEIGHBOR_SIMILARITY, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * neighbors);
 	}
-	m = model_allocate(&b);
-	strcpy(model_section(m, SECTION_OPTIONS), opts);
+	return opts;
+}
+
+void
+model_fill_interactions(ModelHeader *m, const Interactions *data, const char *options_text)
+{
+	strcpy(model_section(m, SECTION_OPTIONS), options_text);
 	memcpy(model_section(m, SECTION_ITEM_IDS), data->item_ids, sizeof(int64) * data->nitems);
 	memcpy(model_section(m, SECTION_ITEM_POPULARITY), data->item_pop, sizeof(float) * data->nitems);
-	if (keep_matrix)
+	if (model_section_entry(m, SECTION_SEEN_INDPTR))
 	{
 		memcpy(model_section(m, SECTION_USER_IDS), data->user_ids, sizeof(int64) * data->nusers);
 		memcpy(model_section(m, SECTION_SEEN_INDPTR), data->indptr, sizeof(int64) * ((Size) data->nusers + 1));
 		memcpy(model_section(m, SECTION_SEEN_ITEMS), data->indices, sizeof(int32) * data->nnz);
 		memcpy(model_section(m, SECTION_SEEN_WEIGHTS), data->weights, sizeof(float) * data->nnz);
 	}
-	return m;
+}
+
+/* ---------- names (char sections of sorted, distinct strings) ---------- */
+
+Size
+names_size(char *const *names, int32 n)
+{
+	Size		size = 2 * sizeof(int32) + sizeof(uint32) * ((Size) n + 1);
+
+	for (int32 i = 0; i < n; i++)
+		size += strlen(names[i]) + 1;
+	return size;
+}
+
+void
+names_write(void *dst, char *const *names, int32 n)
+{
+	int32	   *head = dst;
+	uint32	   *start = (uint32 *) (head + 2);
+	char	   *text = (char *) (start + n + 1);
+	uint32		at = 0;
+
+	head[0] = n;
+	head[1] = 0;
+	for (int32 i = 0; i < n; i++)
+	{
+		size_t		len = strlen(names[i]) + 1;
+
+		start[i] = at;
+		memcpy(text + at, names[i], len);
+		at += len;
+	}
+	start[n] = at;
+}
+
+int32
+names_count(const void *section)
+{
+	return section ? ((const int32 *) section)[0] : 0;
+}
+
+const char *
+names_get(const void *section, int32 i)
+{
+	int32		n = ((const int32 *) section)[0];
+	const uint32 *start = (const uint32 *) ((const int32 *) section + 2);
+
+	return (const char *) (start + n + 1) + start[i];
+}
+
+int32
+names_find(const void *section, const char *name)
+{
+	int32		lo = 0,
+				hi = names_count(section);
+
+	while (lo < hi)
+	{
+		int32		mid = lo + (hi - lo) / 2;
+		int			c = strcmp(names_get(section, mid), name);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* A names section of this kind is present and well formed. */
+void
+names_validate(const ModelHeader *m, int kind)
+{
+	const char *section = model_require(m, kind, ELEMENT_CHAR, ROWS_NONE, 0);
+	uint64		bytes = model_section_entry(m, kind)->bytes;
+	int32		n;
+	const uint32 *start;
+	const char *text;
+	uint64		textbytes;
+
+	if (bytes < 2 * sizeof(int32) + sizeof(uint32))
+		model_corrupt("names");
+	n = ((const int32 *) section)[0];
+	if (n < 0 || (uint64) n > (bytes - 2 * sizeof(int32)) / sizeof(uint32) - 1)
+		model_corrupt("names");
+	start = (const uint32 *) (section + 2 * sizeof(int32));
+	text = (const char *) (start + n + 1);
+	textbytes = bytes - (text - section);
+	if (start[0] != 0 || start[n] > textbytes)
+		model_corrupt("names");
+	for (int32 i = 0; i < n; i++)
+	{
+		if (start[i + 1] <= start[i] || text[start[i + 1] - 1] != '\0' ||
+			strlen(text + start[i]) != start[i + 1] - start[i] - 1)
+			model_corrupt("names");
+		if (i > 0 && strcmp(text + start[i - 1], text + start[i]) >= 0)
+			model_corrupt("names not sorted");
+	}
 }
 
 /* ---------- validation ---------- */
@@ -382,6 +499,111 @@ validate_als(const ModelHeader *m)
 	model_require(m, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, m->factors);
 }
 
+/* A privacy record, when present, is NUL-terminated text. */
+static void
+validate_privacy(const ModelHeader *m, bool required)
+{
+	const ModelSection *s = model_section_entry(m, SECTION_PRIVACY);
+	const char *text;
+
+	if (s == NULL)
+	{
+		if (required)
+			model_corrupt("privacy");
+		return;
+	}
+	text = model_require(m, SECTION_PRIVACY, ELEMENT_CHAR, ROWS_NONE, 0);
+	if (s->bytes < 3 || text[0] != '{' || text[s->bytes - 1] != '\0')
+		model_corrupt("privacy");
+}
+
+/* Padded feature lists of users or items: indexes in range or -1, finite weights. */
+static void
+validate_feature_lists(const ModelHeader *m, int index_kind, int weight_kind, ModelRows rows, int names_kind)
+{
+	int64		nrows = rows == ROWS_USERS ? m->nusers : m->nitems;
+	const int32 *index = model_require(m, index_kind, ELEMENT_INT32, rows, 0);
+	const float *weight = model_require(m, weight_kind, ELEMENT_FLOAT4, rows, 0);
+	uint64		n = model_section_entry(m, index_kind)->bytes / sizeof(int32);
+	int32		features = names_count(model_section(m, names_kind));
+
+	if (model_section_entry(m, weight_kind)->bytes != model_section_entry(m, index_kind)->bytes ||
+		(nrows == 0 && n != 0))
+		model_corrupt("feature lists");
+	for (uint64 k = 0; k < n; k++)
+		if (index[k] < -1 || index[k] >= features || isnan(weight[k]) || isinf(weight[k]))
+			model_corrupt("feature lists");
+}
+
+static void
+validate_bpr(const ModelHeader *m)
+{
+	validate_als(m);
+	if (m->factors < 2)
+		model_corrupt("factors");
+}
+
+static void
+validate_hybrid(const ModelHeader *m)
+{
+	validate_bpr(m);
+	names_validate(m, SECTION_ITEM_FEATURE_NAMES);
+	names_validate(m, SECTION_USER_FEATURE_NAMES);
+	names_validate(m, SECTION_CONTEXT_NAMES);
+	model_require(m, SECTION_ITEM_FEATURE_FACTORS, ELEMENT_FLOAT4, ROWS_NONE,
+				  (int64) names_count(model_section(m, SECTION_ITEM_FEATURE_NAMES)) * m->factors);
+	model_require(m, SECTION_USER_FEATURE_FACTORS, ELEMENT_FLOAT4, ROWS_NONE,
+				  (int64) names_count(model_section(m, SECTION_USER_FEATURE_NAMES)) * m->factors);
+	model_require(m, SECTION_CONTEXT_FACTORS, ELEMENT_FLOAT4, ROWS_NONE,
+				  (int64) names_count(model_section(m, SECTION_CONTEXT_NAMES)) * m->factors);
+	validate_feature_lists(m, SECTION_ITEM_FEATURE_INDEX, SECTION_ITEM_FEATURE_WEIGHT, ROWS_ITEMS, SECTION_ITEM_FEATURE_NAMES);
+	validate_feature_lists(m, SECTION_USER_FEATURE_INDEX, SECTION_USER_FEATURE_WEIGHT, ROWS_USERS, SECTION_USER_FEATURE_NAMES);
+}
+
+static void
+validate_dp_popularity(const ModelHeader *m)
+{
+	validate_popularity(m);
+	validate_privacy(m, true);
+}
+
+static void
+validate_dp_als(const ModelHeader *m)
+{
+	validate_als(m);
+	validate_privacy(m, true);
+}
+
+static void
+validate_editorial(const ModelHeader *m)
+{
+	const int64 *indptr;
+	const int32 *items;
+	const int32 *segment;
+	int32		segments;
+	uint64		lists;
+
+	validate_seen(m, true);
+	names_validate(m, SECTION_SEGMENT_NAMES);
+	segments = names_count(model_section(m, SECTION_SEGMENT_NAMES));
+	indptr = model_require(m, SECTION_SEGMENT_LIST_INDPTR, ELEMENT_INT64, ROWS_NONE, (int64) segments + 2);
+	lists = (uint64) segments + 1;
+	if (indptr[0] != 0)
+		model_corrupt("editorial lists");
+	for (uint64 l = 0; l < lists; l++)
+		if (indptr[l + 1] < indptr[l])
+			model_corrupt("editorial lists");
+	items = model_require(m, SECTION_SEGMENT_LIST_ITEMS, ELEMENT_INT32, ROWS_NONE, indptr[lists]);
+	model_require(m, SECTION_SEGMENT_LIST_POSITIONS, ELEMENT_FLOAT4, ROWS_NONE, indptr[lists]);
+	for (int64 j = 0; j < indptr[lists]; j++)
+		if (items[j] < 0 || items[j] >= m->nitems)
+			model_corrupt("editorial lists");
+	segment = model_require(m, SECTION_USER_SEGMENT, ELEMENT_INT32, ROWS_USERS, 1);
+	for (int32 u = 0; u < m->nusers; u++)
+		if (segment[u] < 0 || segment[u] >= segments)
+			model_corrupt("user segments");
+}
+
 /*
  * Every algorithm: its stored number, name, and the checks of its own
  * sections (the common ones, options, item ids and popularity, are checked
@@ -399,6 +621,11 @@ static const struct
 	{MODEL_ALS, "als", validate_als},
 	{MODEL_LOGISTIC, "logistic", classifier_model_validate},
 	{MODEL_UPLIFT, "uplift", classifier_model_validate},
+	{MODEL_BPR, "bpr", validate_bpr},
+	{MODEL_HYBRID, "hybrid", validate_hybrid},
+	{MODEL_DP_POPULARITY, "dp_popularity", validate_dp_popularity},
+	{MODEL_DP_ALS, "dp_als", validate_dp_als},
+	{MODEL_EDITORIAL, "editorial", validate_editorial},
 };
 
 const char *
@@ -720,6 +947,48 @@ model_info_jsonb(const ModelHeader *m)
 		appendStringInfo(&s, ", \"loss\": %.9g", m->loss);
 	if (m->algorithm == MODEL_LOGISTIC || m->algorithm == MODEL_UPLIFT)
 		classifier_info(m, &s);
+	if (m->algorithm == MODEL_HYBRID)
+	{
+		const void *item_names = model_section(m, SECTION_ITEM_FEATURE_NAMES);
+		const void *user_names = model_section(m, SECTION_USER_FEATURE_NAMES);
+		int32		contexts = names_count(model_section(m, SECTION_CONTEXT_NAMES));
+		List	   *sets = NIL;
+		ListCell   *lc;
+
+		/* a feature's set: its name up to the first ':' */
+		for (int side = 0; side < 2; side++)
+		{
+			const void *names = side == 0 ? item_names : user_names;
+
+			for (int32 i = 0; i < names_count(names); i++)
+			{
+				const char *name = names_get(names, i);
+				const char *colon = strchr(name, ':');
+				char	   *set = colon ? pnstrdup(name, colon - name) : pstrdup(name);
+				bool		known = false;
+
+				foreach(lc, sets)
+					known = known || strcmp(lfirst(lc), set) == 0;
+				if (!known)
+					sets = lappend(sets, set);
+			}
+		}
+		if (contexts > 0)
+			sets = lappend(sets, "context");
+		appendStringInfo(&s, ", \"item_features\": %d, \"user_features\": %d, \"contexts\": %d, \"feature_sets\": [",
+						 names_count(item_names), names_count(user_names), contexts);
+		foreach(lc, sets)
+		{
+			if (foreach_current_index(lc) > 0)
+				appendStringInfoString(&s, ", ");
+			escape_json(&s, lfirst(lc));
+		}
+		appendStringInfoChar(&s, ']');
+	}
+	if (m->algorithm == MODEL_EDITORIAL)
+		appendStringInfo(&s, ", \"segments\": %d", names_count(model_section(m, SECTION_SEGMENT_NAMES)));
+	if (model_section(m, SECTION_PRIVACY))
+		appendStringInfo(&s, ", \"privacy\": %s", (const char *) model_section(m, SECTION_PRIVACY));
 	appendStringInfoChar(&s, '}');
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data));
 }
@@ -807,6 +1076,75 @@ options_get_bool(Jsonb *options, const char *key, bool dflt)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" must be a boolean", key)));
 	return v->val.boolean;
+}
+
+/* A string option, or dflt; NULL dflt and absent key give NULL. */
+char *
+options_get_string(Jsonb *options, const char *key, const char *dflt)
+{
+	JsonbValue *v = options_find(options, key);
+
+	if (v == NULL || v->type == jbvNull)
+		return dflt ? pstrdup(dflt) : NULL;
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a string", key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* One of the allowed strings; the index of the match. */
+int
+options_get_choice(Jsonb *options, const char *key, const char *const *allowed, int dflt)
+{
+	char	   *v = options_get_string(options, key, NULL);
+	StringInfoData list;
+
+	if (v == NULL)
+		return dflt;
+	initStringInfo(&list);
+	for (int i = 0; allowed[i]; i++)
+	{
+		if (strcmp(v, allowed[i]) == 0)
+			return i;
+		appendStringInfo(&list, "%s%s", i ? ", " : "", allowed[i]);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"%s\" must be one of %s, not \"%s\"", key, list.data, v)));
+	return dflt;
+}
+
+/* An array of strings (NULL or absent: none); returns the count. */
+int
+options_get_strings(Jsonb *options, const char *key, char ***out)
+{
+	JsonbValue *v = options_find(options, key);
+	JsonbIterator *it;
+	JsonbValue	e;
+	JsonbIteratorToken tok;
+	int			n = 0;
+
+	*out = NULL;
+	if (v == NULL || v->type == jbvNull)
+		return 0;
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an array of strings", key)));
+	*out = palloc(sizeof(char *) * (JsonContainerSize(v->val.binary.data) + 1));
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (e.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be an array of strings", key)));
+		(*out)[n++] = pnstrdup(e.val.string.val, e.val.string.len);
+	}
+	return n;
 }
 
 /* ---------- top-k: a min-heap of the k best, ties broken by lower index ---------- */
@@ -928,6 +1266,8 @@ model_without_user_index(const ModelHeader *m, int32 u)
 		const char *src = (const char *) m + s->offset;
 		char	   *dst = (char *) r + r->section[i].offset;
 
+		if ((s->rows == ROWS_USERS || s->rows == ROWS_PAIRS) && model_row_count(m, s->rows) == 0)
+			continue;			/* no rows (a model without pairs): nothing to copy */
 		if (s->rows == ROWS_USERS || s->rows == ROWS_PAIRS)
 		{
 			uint64		rows = model_row_count(m, s->rows);

@@ -32,7 +32,13 @@ typedef enum ModelAlgorithm
 	MODEL_ITEMKNN = 2,
 	MODEL_ALS = 3,
 	MODEL_LOGISTIC = 10,		/* a classifier (classifier.h) */
-	MODEL_UPLIFT = 11			/* two classifiers: the control arm, the treated arm */
+	MODEL_UPLIFT = 11,			/* two classifiers: the control arm, the treated arm */
+	/* issue 13 */
+	MODEL_BPR = 20,
+	MODEL_HYBRID = 21,
+	MODEL_DP_POPULARITY = 22,
+	MODEL_DP_ALS = 23,
+	MODEL_EDITORIAL = 24
 } ModelAlgorithm;
 
 /*
@@ -55,7 +61,28 @@ typedef enum ModelSectionKind
 	SECTION_NEIGHBOR_ITEMS = 10,	/* int32 per item x neighbors, -1 padded */
 	SECTION_NEIGHBOR_SIMILARITY = 11,	/* float4 per item x neighbors */
 	SECTION_CLASSIFIER = 100,	/* char: a Classifier (classifier.h); uplift: the control arm's */
-	SECTION_CLASSIFIER_TREATED = 101	/* char: uplift: the treated arm's Classifier */
+	SECTION_CLASSIFIER_TREATED = 101,	/* char: uplift: the treated arm's Classifier */
+	/*
+	 * issue 13. Names: char, the names codec below. Feature lists: int32
+	 * feature index and float4 weight per user or item x the longest list,
+	 * -1 padded, as the neighbour lists.
+	 */
+	SECTION_ITEM_FEATURE_NAMES = 200,	/* hybrid: names of item features */
+	SECTION_ITEM_FEATURE_FACTORS = 201, /* float4: item features x factors */
+	SECTION_ITEM_FEATURE_INDEX = 202,	/* int32 per item x its features */
+	SECTION_ITEM_FEATURE_WEIGHT = 203,	/* float4 per item x its features, normalized as used */
+	SECTION_USER_FEATURE_NAMES = 204,
+	SECTION_USER_FEATURE_FACTORS = 205,
+	SECTION_USER_FEATURE_INDEX = 206,	/* int32 per user x its features */
+	SECTION_USER_FEATURE_WEIGHT = 207,
+	SECTION_CONTEXT_NAMES = 208,	/* hybrid: names of interaction contexts */
+	SECTION_CONTEXT_FACTORS = 209,	/* float4: contexts x factors */
+	SECTION_SEGMENT_NAMES = 210,	/* editorial: segments */
+	SECTION_SEGMENT_LIST_INDPTR = 211,	/* int64: list starts; list 0 the default, s + 1 segment s */
+	SECTION_SEGMENT_LIST_ITEMS = 212,	/* int32: item index, by position within a list */
+	SECTION_SEGMENT_LIST_POSITIONS = 213,	/* float4: the item's position */
+	SECTION_USER_SEGMENT = 214,	/* int32 per user: the user's segment */
+	SECTION_PRIVACY = 215		/* char: the privacy accounting, JSON, NUL-terminated */
 } ModelSectionKind;
 
 /* Element type of a section (validation, and element-wise rewrites). */
@@ -206,12 +233,50 @@ typedef struct Interactions
 } Interactions;
 
 extern Interactions *interactions_build(InteractionState *state);	/* consumes state's triples */
+extern void interactions_append(InteractionState *st, int64 user, int64 item, float weight);
 extern void interactions_adopt(Interactions *d, const ModelHeader *m);	/* use the model's copy */
 extern void interactions_check_memory(const InteractionState *st, double model_bytes, const char *algorithm);
 extern void interactions_transpose(const Interactions *in, int64 **indptr, int32 **indices, float **weights);
 
 extern ModelHeader *model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *options,
 											int32 factors, int32 neighbors, bool keep_matrix);
+/* The same in two steps, for an algorithm that adds sections between them. */
+extern char *model_reserve_interactions(ModelBuilder *b, ModelAlgorithm alg, const Interactions *data, Jsonb *options,
+										int32 factors, int32 neighbors, bool keep_matrix);
+extern void model_fill_interactions(ModelHeader *m, const Interactions *data, const char *options_text);
+
+/*
+ * Names codec (char sections): int32 n, int32 pad, uint32 start[n + 1], then
+ * the bytes, each name NUL-terminated; names sorted ascending (strcmp) and
+ * distinct, so they are found by bisection.
+ */
+extern Size names_size(char *const *names, int32 n);
+extern void names_write(void *dst, char *const *names, int32 n);
+extern int32 names_count(const void *section);
+extern const char *names_get(const void *section, int32 i);
+extern int32 names_find(const void *section, const char *name);
+extern void names_validate(const ModelHeader *m, int kind);
+
+/* Algorithms whose users and items are float vectors scored by a dot product. */
+static inline bool
+model_has_factors(int alg)
+{
+	return alg == MODEL_ALS || alg == MODEL_BPR || alg == MODEL_HYBRID || alg == MODEL_DP_ALS;
+}
+
+/* Algorithms whose user factors solve the ALS normal equations (fold-in, explain). */
+static inline bool
+model_is_als(int alg)
+{
+	return alg == MODEL_ALS || alg == MODEL_DP_ALS;
+}
+
+/* Algorithms that keep one score per item and no users. */
+static inline bool
+model_is_popularity(int alg)
+{
+	return alg == MODEL_POPULARITY || alg == MODEL_DP_POPULARITY;
+}
 
 extern ModelHeader *model_check(Datum d);
 
@@ -285,6 +350,7 @@ typedef struct LoadedModel
 
 extern LoadedModel *model_cache_get(text *name);
 extern const char *loaded_source(LoadedModel *lm);
+extern LoadedModel *recommender_get(text *name);	/* 0A000 for classifiers (serving.c) */
 extern int32 loaded_user(const LoadedModel *lm, int64 user_id);	/* -1: unknown, or no users */
 extern int32 loaded_item(const LoadedModel *lm, int64 item_id);	/* -1: unknown */
 extern void modelcache_init(void);
@@ -292,10 +358,18 @@ extern void serving_init(void);
 extern bool model_publish(text *name, int32 version, const ModelHeader *image);
 extern ModelHeader *model_cache_new_segment(const ModelHeader *header, void **segment);
 
+/* serving.c: the ALS fold-in (shared with explain), editorial lists */
+extern void fold_in(LoadedModel *lm, const int32 *items, const float *weights, int64 n, float *x, double *chol);
+extern void cholesky_solve(const double *L, int f, double *b);
+extern const char *editorial_scores(LoadedModel *lm, int32 u, const char *context, float *scores, bool *mask);
+
 /* Options: a jsonb object; unknown keys are an error. */
 extern void options_check_keys(Jsonb *options, const char *const *allowed);
 extern double options_get_number(Jsonb *options, const char *key, double dflt, double min, double max);
 extern bool options_get_bool(Jsonb *options, const char *key, bool dflt);
+extern char *options_get_string(Jsonb *options, const char *key, const char *dflt);
+extern int	options_get_choice(Jsonb *options, const char *key, const char *const *allowed, int dflt);
+extern int	options_get_strings(Jsonb *options, const char *key, char ***out);
 
 /*
  * Small float kernels (vectorised by the compiler, see Makefile). Functions

@@ -237,7 +237,7 @@ block_layout(const ModelHeader *h, ModelBlock *b)
 	memset(b, 0, sizeof(ModelBlock));
 	b->image_offset = off;
 	off = TYPEALIGN(64, off + h->image_bytes);
-	if (h->algorithm == MODEL_ALS)
+	if (model_has_factors(h->algorithm))
 	{
 		if (h->nitems < 0 || h->factors < 1 || h->factors > 1024 ||
 			(uint64) h->nitems * sizeof(float) > h->image_bytes)
@@ -262,7 +262,7 @@ block_prepare(ModelBlock *b)
 	ModelHeader *m = (ModelHeader *) ((char *) b + b->image_offset);
 
 	model_validate(m, m->image_bytes);
-	if (m->algorithm == MODEL_ALS)
+	if (model_has_factors(m->algorithm))
 	{
 		int			f = m->factors;
 		const float *Y = model_section(m, SECTION_ITEM_FACTORS);
@@ -293,8 +293,12 @@ block_prepare(ModelBlock *b)
 		for (int a = 0; a < f; a++)
 			for (int c = 0; c < a; c++)
 				gram[a * f + c] = gram[c * f + a];
-		b->regularization = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
-		b->alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
+		/* the fold-in's parameters (ALS and dp_als; bpr and hybrid fold in by SGD) */
+		if (model_is_als(m->algorithm))
+		{
+			b->regularization = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
+			b->alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
+		}
 	}
 }
 

@@ -3,7 +3,8 @@
 CREATE TABLE personalize.models (
 	name		text NOT NULL,
 	version		integer NOT NULL CHECK (version > 0),
-	algorithm	text NOT NULL CHECK (algorithm IN ('popularity', 'itemknn', 'als', 'logistic', 'uplift')),
+	algorithm	text NOT NULL CHECK (algorithm IN ('popularity', 'itemknn', 'als', 'bpr', 'hybrid',
+	                                               'dp_popularity', 'dp_als', 'editorial', 'logistic', 'uplift')),
 	options		jsonb NOT NULL DEFAULT '{}',
 	trained_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
 	rows		bigint NOT NULL,
@@ -21,6 +22,10 @@ CREATE TABLE personalize.models (
 	-- what it was trained from (a table or a query, as SQL that can follow FROM);
 	-- popularity models read who saw what there. NULL for imported models.
 	source		text,
+	-- feature sets the version was trained on (weight, context, item and user feature sets),
+	-- and the privacy parameters and noise of a private algorithm (NULL otherwise)
+	features	text[],
+	privacy		jsonb,
 	PRIMARY KEY (name, version)
 );
 -- at most one active version per name; serving looks it up by this index
@@ -109,9 +114,11 @@ BEGIN
 	IF make_active THEN
 		UPDATE personalize.models m SET active = false WHERE m.name = model_name AND m.active;
 	END IF;
-	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, bytes)
+	INSERT INTO personalize.models (name, version, algorithm, options, rows, users, items, seconds, active, bytes,
+	                                features, privacy)
 	VALUES (model_name, new_version, info ->> 'algorithm', options, (info ->> 'rows')::int8, (info ->> 'users')::int8,
-	        (info ->> 'items')::int8, seconds, make_active, (info ->> 'bytes')::int8);
+	        (info ->> 'items')::int8, seconds, make_active, (info ->> 'bytes')::int8,
+	        ARRAY(SELECT jsonb_array_elements_text(coalesce(info -> 'feature_sets', '[]'::jsonb))), info -> 'privacy');
 	PERFORM personalize.model_store(model_name, new_version, model);
 	RETURN new_version;
 END
@@ -148,6 +155,10 @@ DECLARE
 	started timestamptz;
 	trained personalize.model;
 	new_version integer;
+	excluded text[];
+	unknown_set text;
+	uses_weight boolean;
+	weight_expr text;
 BEGIN
 	IF model_name IS NULL OR algorithm IS NULL OR source IS NULL OR options IS NULL THEN
 		RAISE EXCEPTION 'model_name, algorithm, source and options must not be NULL' USING ERRCODE = '22004';
@@ -158,11 +169,16 @@ BEGIN
 	fit := CASE algorithm WHEN 'popularity' THEN 'popularity_fit'
 	                      WHEN 'itemknn' THEN 'itemknn_fit'
 	                      WHEN 'als' THEN 'als_fit'
+	                      WHEN 'bpr' THEN 'bpr_fit'
+	                      WHEN 'hybrid' THEN 'hybrid_fit'
+	                      WHEN 'dp_popularity' THEN 'dp_popularity_fit'
+	                      WHEN 'dp_als' THEN 'dp_als_fit'
+	                      WHEN 'editorial' THEN 'editorial_fit'
 	                      WHEN 'logistic' THEN 'classifier_fit'
 	                      WHEN 'uplift' THEN 'classifier_fit' END;
 	IF fit IS NULL THEN
 		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023',
-			HINT = 'Use popularity, itemknn, als, logistic or uplift.';
+			HINT = 'Use popularity, itemknn, als, bpr, hybrid, dp_popularity, dp_als, editorial, logistic or uplift.';
 	END IF;
 	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
 		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
@@ -178,6 +194,31 @@ BEGIN
 			HINT = 'Train under another name, or ask the model''s owner or a member of personalize_admin.';
 	END IF;
 
+	-- feature minimisation: named feature sets left out of the training
+	IF options ? 'exclude_features' AND (pg_catalog.jsonb_typeof(options -> 'exclude_features') <> 'array'
+	   OR EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(options -> 'exclude_features') e
+	              WHERE pg_catalog.jsonb_typeof(e) <> 'string')) THEN
+		RAISE EXCEPTION 'option "exclude_features" must be an array of strings' USING ERRCODE = '22023';
+	END IF;
+	excluded := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(coalesce(options -> 'exclude_features', '[]')));
+	IF fit = 'classifier_fit' AND options ? 'exclude_features' THEN
+		RAISE EXCEPTION 'option "exclude_features" does not apply to algorithm %', algorithm USING ERRCODE = '22023',
+			HINT = 'A classifier uses the features its option "features" names: leave the others out of that list.';
+	ELSIF algorithm <> 'hybrid' THEN
+		-- the hybrid resolves its own feature sets; the others know only the interaction weight
+		fit_options := fit_options - 'exclude_features';
+		SELECT e INTO unknown_set FROM pg_catalog.unnest(excluded) e
+		WHERE e OPERATOR(pg_catalog.<>) 'weight' OR algorithm IN ('editorial', 'dp_popularity') LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'feature set "%" is not used by algorithm %', unknown_set, algorithm USING ERRCODE = '22023',
+				HINT = CASE WHEN algorithm IN ('editorial', 'dp_popularity') THEN 'Algorithm ' OPERATOR(pg_catalog.||) algorithm OPERATOR(pg_catalog.||) ' uses no features.'
+				            ELSE 'Algorithm ' OPERATOR(pg_catalog.||) algorithm OPERATOR(pg_catalog.||) ' uses only the feature set "weight".' END;
+		END IF;
+	END IF;
+	-- dp_popularity counts users, editorial reads a list, classifiers read their label: no weights
+	uses_weight := algorithm NOT IN ('editorial', 'dp_popularity', 'logistic', 'uplift') AND NOT 'weight' OPERATOR(pg_catalog.=) ANY (excluded);
+	weight_expr := CASE WHEN uses_weight THEN 's.weight::real' ELSE '1::real' END;
+
 	-- a query runs as a subquery; anything else must name a table or view
 	relation := personalize.source_sql(source);
 
@@ -187,19 +228,36 @@ BEGIN
 	IF fit = 'classifier_fit' THEN
 		-- label, features and the rest are in the options (src/logistic.c)
 		trained := personalize.classifier_fit(algorithm, source, fit_options);
-	ELSE
-		EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
-		               fit, relation)
+	ELSIF algorithm = 'editorial' THEN
+		EXECUTE pg_catalog.format('SELECT personalize.editorial_fit(s.item_id::bigint, s.position::integer, %s, $1) FROM %s AS s',
+		               CASE WHEN 'segment' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source)) THEN 's.segment::text' ELSE 'NULL::text' END,
+		               relation)
 			INTO trained USING fit_options;
-		IF trained IS NULL THEN
-			RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
-				USING ERRCODE = '22023';
-		END IF;
+	ELSIF algorithm = 'hybrid' THEN
+		EXECUTE pg_catalog.format('SELECT personalize.hybrid_fit(s.user_id::bigint, s.item_id::bigint, %s, %s, $1) FROM %s AS s',
+		               weight_expr,
+		               CASE WHEN 'context' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source)) THEN 's.context::text' ELSE 'NULL::text' END,
+		               relation)
+			INTO trained USING fit_options;
+	ELSE
+		EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, %s, $1) FROM %s AS s',
+		               fit, weight_expr, relation)
+			INTO trained USING fit_options;
+	END IF;
+	IF trained IS NULL AND algorithm = 'editorial' THEN
+		RAISE EXCEPTION 'source "%" has no rows with non-NULL item_id and position', source USING ERRCODE = '22023';
+	ELSIF trained IS NULL THEN
+		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
+			USING ERRCODE = '22023';
 	END IF;
 	PERFORM personalize.report_progress('train', 'storing');
 	new_version := personalize.store_version(model_name, trained, options,
 	                                         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active);
-	UPDATE personalize.models m SET source = relation WHERE m.name = model_name AND m.version = new_version;
+	-- what it was trained from, and on: the interaction weight unless left out
+	UPDATE personalize.models m
+	SET source = relation,
+	    features = CASE WHEN uses_weight THEN pg_catalog.array_prepend('weight'::text, m.features) ELSE m.features END
+	WHERE m.name = model_name AND m.version = new_version;
 	PERFORM personalize.report_progress('train', NULL);
 	RETURN new_version;
 END

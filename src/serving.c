@@ -22,6 +22,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "sgd.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -38,7 +39,7 @@ require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 }
 
 /* The active version of a recommendation model (not a classifier). */
-static LoadedModel *
+LoadedModel *
 recommender_get(text *name)
 {
 	LoadedModel *lm = model_cache_get(name);
@@ -146,18 +147,41 @@ score_popular(LoadedModel *lm, float *scores)
 	memcpy(scores, lm->item_pop, sizeof(float) * lm->m->nitems);
 }
 
+/* Solves L Lᵀ z = b in place, L lower triangular (row-major f x f, as fold_in leaves it). */
+void
+cholesky_solve(const double *L, int f, double *b)
+{
+	for (int a = 0; a < f; a++)
+	{
+		double		s = b[a];
+
+		for (int c = 0; c < a; c++)
+			s -= L[a * f + c] * b[c];
+		b[a] = s / L[a * f + a];
+	}
+	for (int a = f - 1; a >= 0; a--)
+	{
+		double		s = b[a];
+
+		for (int c = a + 1; c < f; c++)
+			s -= L[c * f + a] * b[c];
+		b[a] = s / L[a * f + a];
+	}
+}
+
 /*
  * Fold-in: the user's factors from interactions alone, one exact ALS
  * least-squares step against the fixed item factors,
  *     (YᵀY + λI + Σ (c_i - 1) y_i y_iᵀ) x = Σ c_i y_i,   c_i = 1 + α w_i,
- * solved by Cholesky in double precision.
+ * solved by Cholesky in double precision. The factor L of the system's
+ * matrix goes to chol when given (explain).
  */
-static void
-fold_in(LoadedModel *lm, const int32 *items, const float *weights, int64 n, float *x)
+void
+fold_in(LoadedModel *lm, const int32 *items, const float *weights, int64 n, float *x, double *chol)
 {
 	int			f = lm->m->factors;
-	const float	   *Y = lm->item_factors;
-	double	   *A = palloc(sizeof(double) * f * f);
+	const float *Y = lm->item_factors;
+	double	   *A = chol ? chol : palloc(sizeof(double) * f * f);
 	double	   *b = palloc0(sizeof(double) * f);
 
 	for (int i = 0; i < f * f; i++)
@@ -198,25 +222,11 @@ fold_in(LoadedModel *lm, const int32 *items, const float *weights, int64 n, floa
 				A[a * f + bb] = s / A[bb * f + bb];
 		}
 	}
-	for (int a = 0; a < f; a++)
-	{
-		double		s = b[a];
-
-		for (int c = 0; c < a; c++)
-			s -= A[a * f + c] * b[c];
-		b[a] = s / A[a * f + a];
-	}
-	for (int a = f - 1; a >= 0; a--)
-	{
-		double		s = b[a];
-
-		for (int c = a + 1; c < f; c++)
-			s -= A[c * f + a] * b[c];
-		b[a] = s / A[a * f + a];
-	}
+	cholesky_solve(A, f, b);
 	for (int a = 0; a < f; a++)
 		x[a] = (float) b[a];
-	pfree(A);
+	if (!chol)
+		pfree(A);
 	pfree(b);
 }
 
@@ -373,22 +383,104 @@ find_user(LoadedModel *lm, int64 user_id)
 	return loaded_user(lm, user_id);
 }
 
-/* Scores of a known user: ALS factors or item-kNN over the user's items. */
+/* A hybrid model's context, -1 when the model has none of that name (or none at all). */
+static int32
+find_context(LoadedModel *lm, const char *context)
+{
+	if (context == NULL || lm->m->algorithm != MODEL_HYBRID)
+		return -1;
+	return names_find(model_section(lm->m, SECTION_CONTEXT_NAMES), context);
+}
+
+/* x = the user's factors (u >= 0, or 0 with last component 1 for none) plus the context's. */
 static void
-score_user(LoadedModel *lm, int32 u, float *scores)
+user_vector(LoadedModel *lm, int32 u, int32 context, float *x)
+{
+	const ModelHeader *m = lm->m;
+	int			f = m->factors;
+
+	if (u >= 0)
+		memcpy(x, lm->user_factors + (Size) u * f, sizeof(float) * f);
+	else
+	{
+		memset(x, 0, sizeof(float) * f);
+		x[f - 1] = 1.0f;		/* the item bias still counts */
+	}
+	if (context >= 0)
+		vec_axpy(f - 1, 1.0f, (const float *) model_section(m, SECTION_CONTEXT_FACTORS) + (Size) context * f, x);
+}
+
+/* Scores of a known user: factors (plus a context) or item-kNN over the user's items. */
+static void
+score_user_in_context(LoadedModel *lm, int32 u, int32 context, float *scores)
 {
 	const ModelHeader *m = lm->m;
 
-	if (m->algorithm == MODEL_ALS)
-		score_factors(lm, lm->user_factors + (Size) u * m->factors, scores);
+	if (model_has_factors(m->algorithm))
+	{
+		if (context < 0)
+			score_factors(lm, lm->user_factors + (Size) u * m->factors, scores);
+		else
+		{
+			float	   *x = palloc(sizeof(float) * m->factors);
+
+			user_vector(lm, u, context, x);
+			score_factors(lm, x, scores);
+			pfree(x);
+		}
+	}
 	else
 	{
-		const int64	   *indptr = lm->indptr;
+		const int64 *indptr = lm->indptr;
 
 		score_neighbors(lm, lm->seen_items + indptr[u],
 						lm->seen_weights + indptr[u],
 						indptr[u + 1] - indptr[u], scores);
 	}
+}
+
+static void
+score_user(LoadedModel *lm, int32 u, float *scores)
+{
+	score_user_in_context(lm, u, -1, scores);
+}
+
+/*
+ * Editorial: the list of the segment named by context, else the user's
+ * segment, else the default list; score 1 / position, items outside the
+ * list masked. Returns the reason.
+ */
+const char *
+editorial_scores(LoadedModel *lm, int32 u, const char *context, float *scores, bool *mask)
+{
+	const ModelHeader *m = lm->m;
+	const void *names = model_section(m, SECTION_SEGMENT_NAMES);
+	const int64 *indptr = model_section(m, SECTION_SEGMENT_LIST_INDPTR);
+	const int32 *items = model_section(m, SECTION_SEGMENT_LIST_ITEMS);
+	const float *positions = model_section(m, SECTION_SEGMENT_LIST_POSITIONS);
+	int32		segment = context ? names_find(names, context) : -1;
+	int64		row;
+
+	if (segment < 0 && u >= 0)
+		segment = ((const int32 *) model_section(m, SECTION_USER_SEGMENT))[u];
+	row = segment + 1;			/* row 0 is the default list */
+	if (indptr[row + 1] == indptr[row])
+		row = 0;
+	for (int32 i = 0; i < m->nitems; i++)
+		scores[i] = 0;
+	for (int64 j = indptr[row]; j < indptr[row + 1]; j++)
+		scores[items[j]] = 1.0f / positions[j];
+	for (int32 i = 0; i < m->nitems; i++)
+		if (scores[i] == 0)
+			mask[i] = true;
+	return row == 0 ? "editorial" : psprintf("editorial:%s", names_get(names, (int32) row - 1));
+}
+
+/* Has the user interactions in the model (rather than features only)? */
+static bool
+user_has_interactions(LoadedModel *lm, int32 u)
+{
+	return lm->indptr[u + 1] > lm->indptr[u];
 }
 
 static void
@@ -460,8 +552,9 @@ mask_seen_in_source(LoadedModel *lm, int64 user_id, bool *mask)
 }
 
 /*
- * recommend(model_name, user_id, k, exclude_seen, candidates, exclude)
+ * recommend(model_name, user_id, k, exclude_seen, candidates, exclude [, context])
  *   -> (item_id, score, rank, reason)
+ * The six-argument form is the 0.1.0 declaration of this symbol.
  */
 PG_FUNCTION_INFO_V1(recommend);
 Datum
@@ -470,9 +563,12 @@ recommend(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LoadedModel *lm;
 	int32		k,
-				u = -1;
+				u = -1,
+				context;
+	char	   *context_name = NULL;
 	float	   *scores;
 	bool	   *mask;
+	const char *reason;
 
 	require_arg(fcinfo, 0, "model_name");
 	require_arg(fcinfo, 2, "k");
@@ -483,20 +579,39 @@ recommend(PG_FUNCTION_ARGS)
 	check_k(lm, k);
 	if (!PG_ARGISNULL(1))
 		u = find_user(lm, PG_GETARG_INT64(1));
+	if (PG_NARGS() > 6 && !PG_ARGISNULL(6))
+		context_name = text_to_cstring(PG_GETARG_TEXT_PP(6));
 	scores = palloc(sizeof(float) * lm->m->nitems);
 	mask = build_mask(fcinfo, lm, 4, 5);
-	if (u < 0)
+	if (lm->m->algorithm == MODEL_EDITORIAL)
 	{
-		if (lm->m->algorithm == MODEL_POPULARITY && !PG_ARGISNULL(1) && PG_GETARG_BOOL(3))
+		reason = editorial_scores(lm, u, context_name, scores, mask);
+		emit_topk(rsinfo, lm, scores, mask, k, reason, false, 0);
+		return (Datum) 0;
+	}
+	context = find_context(lm, context_name);
+	if (u < 0 && context < 0)
+	{
+		if (model_is_popularity(lm->m->algorithm) && !PG_ARGISNULL(1) && PG_GETARG_BOOL(3))
 			mask_seen_in_source(lm, PG_GETARG_INT64(1), mask);
 		score_popular(lm, scores);
 		emit_topk(rsinfo, lm, scores, mask, k, "popular", false, 0);
 	}
-	else if (lm->m->algorithm == MODEL_ALS)
+	else if (model_has_factors(lm->m->algorithm))
 	{
-		if (PG_GETARG_BOOL(3))
+		float	   *x = palloc(sizeof(float) * lm->m->factors);
+
+		/* an unknown user in a known context: the context's vector alone */
+		user_vector(lm, u, context, x);
+		if (u >= 0 && PG_GETARG_BOOL(3))
 			mask_seen(lm, u, mask);
-		emit_topk_factors(rsinfo, lm, lm->user_factors + (Size) u * lm->m->factors, scores, mask, k, "model");
+		if (u < 0)
+			reason = "context";
+		else if (lm->m->algorithm == MODEL_HYBRID && !user_has_interactions(lm, u))
+			reason = context >= 0 ? "user features+context" : "user features";
+		else
+			reason = context >= 0 ? "model+context" : "model";
+		emit_topk_factors(rsinfo, lm, x, scores, mask, k, reason);
 	}
 	else
 	{
@@ -570,16 +685,30 @@ recommend_for(PG_FUNCTION_ARGS)
 		known++;
 	}
 	scores = palloc(sizeof(float) * lm->m->nitems);
-	if (known == 0 || lm->m->algorithm == MODEL_POPULARITY)
+	if (lm->m->algorithm == MODEL_EDITORIAL)
+	{
+		const char *reason = editorial_scores(lm, -1, NULL, scores, mask);
+
+		emit_topk(rsinfo, lm, scores, mask, k, reason, false, 0);
+	}
+	else if (known == 0 || model_is_popularity(lm->m->algorithm))
 	{
 		score_popular(lm, scores);
 		emit_topk(rsinfo, lm, scores, mask, k, "popular", false, 0);
 	}
-	else if (lm->m->algorithm == MODEL_ALS)
+	else if (model_is_als(lm->m->algorithm))
 	{
 		float	   *x = palloc(sizeof(float) * lm->m->factors);
 
-		fold_in(lm, items, weights, known, x);
+		fold_in(lm, items, weights, known, x, NULL);
+		emit_topk_factors(rsinfo, lm, x, scores, mask, k, "model");
+	}
+	else if (model_has_factors(lm->m->algorithm))
+	{
+		/* BPR and hybrid: the BPR objective for this user against the fixed item vectors */
+		float	   *x = palloc(sizeof(float) * lm->m->factors);
+
+		sgd_fold_in(lm->item_factors, lm->m->nitems, lm->m->factors, items, known, 0.01f, 0.05f, 200, 42, x);
 		emit_topk_factors(rsinfo, lm, x, scores, mask, k, "model");
 	}
 	else
@@ -610,7 +739,7 @@ fold_in_factors(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 1, "items");
 	require_arg(fcinfo, 2, "weights");
 	lm = recommender_get(PG_GETARG_TEXT_PP(0));
-	if (lm->m->algorithm != MODEL_ALS)
+	if (!model_is_als(lm->m->algorithm))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("model \"%s\" is not an ALS model", lm->name)));
@@ -633,7 +762,7 @@ fold_in_factors(PG_FUNCTION_ARGS)
 		weights[known++] = DatumGetFloat4(weight_values[j]);
 	}
 	x = palloc(sizeof(float) * lm->m->factors);
-	fold_in(lm, items, weights, known, x);
+	fold_in(lm, items, weights, known, x, NULL);
 	out = palloc(sizeof(Datum) * lm->m->factors);
 	for (int a = 0; a < lm->m->factors; a++)
 		out[a] = Float4GetDatum(x[a]);
@@ -862,7 +991,7 @@ recommend_all(PG_FUNCTION_ARGS)
 	m = lm->m;
 	k = PG_GETARG_INT32(1);
 	check_k(lm, k);
-	if (m->algorithm == MODEL_POPULARITY)
+	if (model_is_popularity(m->algorithm))
 	{
 		recommend_all_popular(rsinfo, lm, k);
 		return (Datum) 0;
@@ -871,7 +1000,7 @@ recommend_all(PG_FUNCTION_ARGS)
 	mask = palloc0(sizeof(bool) * m->nitems);
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "recommend_all", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(tmp);
-	if (m->algorithm == MODEL_ALS)
+	if (model_has_factors(m->algorithm))
 	{
 		BatchBlock	blocks[BATCH_THREADS];
 		int			blas_threads = openblas_get_num_threads();
@@ -944,7 +1073,10 @@ recommend_all(PG_FUNCTION_ARGS)
 		{
 			if ((u & 255) == 0)
 				CHECK_FOR_INTERRUPTS();
-			score_user(lm, u, scores);
+			if (m->algorithm == MODEL_EDITORIAL)
+				editorial_scores(lm, u, NULL, scores, mask);
+			else
+				score_user(lm, u, scores);
 			mask_seen(lm, u, mask);
 			emit_topk(rsinfo, lm, scores, mask, k, NULL, true, user_ids[u]);
 			memset(mask, 0, sizeof(bool) * m->nitems);
@@ -975,15 +1107,16 @@ similar_items(PG_FUNCTION_ARGS)
 	m = lm->m;
 	k = PG_GETARG_INT32(2);
 	check_k(lm, k);
-	if (m->algorithm == MODEL_POPULARITY)
+	if (model_is_popularity(m->algorithm) || m->algorithm == MODEL_EDITORIAL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model \"%s\" is a popularity model and has no item similarities", lm->name)));
+				 errmsg("model \"%s\" is %s model and has no item similarities", lm->name,
+						m->algorithm == MODEL_EDITORIAL ? "an editorial" : "a popularity")));
 	if (PG_ARGISNULL(1) || (i = loaded_item(lm, PG_GETARG_INT64(1))) < 0)
 		return (Datum) 0;		/* unknown item: no rows */
 	scores = palloc(sizeof(float) * m->nitems);
 	mask = palloc0(sizeof(bool) * m->nitems);
-	if (m->algorithm == MODEL_ALS)
+	if (model_has_factors(m->algorithm))
 	{
 		/* cosine of the item factors */
 		score_factors(lm, lm->item_factors + (Size) i * m->factors, scores);
@@ -1028,12 +1161,22 @@ model_score(PG_FUNCTION_ARGS)
 
 	if (i < 0)
 		PG_RETURN_NULL();
-	if (m->algorithm == MODEL_POPULARITY)
+	if (model_is_popularity(m->algorithm))
 		PG_RETURN_FLOAT4(lm->item_pop[i]);
 	u = find_user(lm, PG_GETARG_INT64(1));
+	if (m->algorithm == MODEL_EDITORIAL)
+	{
+		float	   *scores = palloc(sizeof(float) * m->nitems);
+		bool	   *mask = palloc0(sizeof(bool) * m->nitems);
+
+		editorial_scores(lm, u, NULL, scores, mask);
+		if (mask[i])
+			PG_RETURN_NULL();
+		PG_RETURN_FLOAT4(scores[i]);
+	}
 	if (u < 0)
 		PG_RETURN_NULL();
-	if (m->algorithm == MODEL_ALS)
+	if (model_has_factors(m->algorithm))
 		PG_RETURN_FLOAT4(vec_dot(m->factors, lm->user_factors + (Size) u * m->factors,
 								 lm->item_factors + (Size) i * m->factors));
 	else
@@ -1070,10 +1213,12 @@ emit_embeddings(FunctionCallInfo fcinfo, bool users)
 	InitMaterializedSRF(fcinfo, 0);
 	lm = recommender_get(PG_GETARG_TEXT_PP(0));
 	m = lm->m;
-	if (m->algorithm != MODEL_ALS)
+	if (!model_has_factors(m->algorithm))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model \"%s\" is not an ALS model and has no embeddings", lm->name)));
+				 errmsg("model \"%s\" has no embeddings", lm->name),
+				 errdetail("It is a %s model; als, bpr, hybrid and dp_als models have embeddings.",
+						   model_algorithm_name(m->algorithm))));
 	CheckEmbeddingDim(m->factors);
 	n = users ? m->nusers : m->nitems;
 	ids = users ? lm->user_ids : lm->item_ids;

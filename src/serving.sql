@@ -3,10 +3,11 @@
 -- model this backend loaded for it. STABLE: one answer per snapshot.
 
 CREATE FUNCTION personalize.recommend(model_name text, user_id bigint, k integer DEFAULT 10,
-	exclude_seen boolean DEFAULT true, candidates bigint[] DEFAULT NULL, exclude bigint[] DEFAULT NULL)
+	exclude_seen boolean DEFAULT true, candidates bigint[] DEFAULT NULL, exclude bigint[] DEFAULT NULL,
+	context text DEFAULT NULL)
 RETURNS TABLE (item_id bigint, score real, rank integer, reason text)
 	AS 'MODULE_PATHNAME', 'recommend' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED ROWS 10;
-COMMENT ON FUNCTION personalize.recommend(text, bigint, integer, boolean, bigint[], bigint[]) IS 'top-k items for a user; popular items for an unknown user';
+COMMENT ON FUNCTION personalize.recommend(text, bigint, integer, boolean, bigint[], bigint[], text) IS 'top-k items for a user (in a context); popular items for an unknown user';
 
 CREATE FUNCTION personalize.recommend_for(model_name text, items bigint[], weights real[] DEFAULT NULL, k integer DEFAULT 10)
 RETURNS TABLE (item_id bigint, score real, rank integer, reason text)

@@ -7,16 +7,19 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <math.h>
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "nodes/makefuncs.h"
 #include "sqlsource.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/varlena.h"
 
@@ -155,4 +158,92 @@ CheckSourceColumns(const char *from_item, const char *what, const char *const *c
 					 errmsg("%s has no column \"%s\"", what, columns[c])));
 	}
 	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Rows (id, label, weight) of a source, read as the caller (privileges and
+ * row-level security apply) through a cursor, into the caller's memory
+ * context. label_column NULL: ids only. weight_column may be absent from the
+ * source: weight 1. Rows with a NULL id, label or weight are skipped and
+ * counted; a NaN or infinite weight is an error.
+ */
+SourceRows *
+ReadSourceRows(const char *source, const char *what, const char *id_column,
+			   const char *label_column, const char *weight_column)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	SourceRows *rows = palloc0(sizeof(SourceRows));
+	char	   *from_item = SourceAsFromItem(source, "s");
+	const char *required[2] = {id_column, label_column};
+	bool		has_weight = false;
+	int64		capacity = 1024;
+	char	   *sql;
+	Portal		portal;
+
+	rows->ids = MemoryContextAllocHuge(caller, sizeof(int64) * capacity);
+	rows->labels = label_column ? MemoryContextAllocHuge(caller, sizeof(char *) * capacity) : NULL;
+	rows->weights = MemoryContextAllocHuge(caller, sizeof(float) * capacity);
+
+	SPI_connect();
+	CheckSourceColumns(from_item, what, required, label_column ? 2 : 1);
+	if (weight_column)
+	{
+		SPI_execute(psprintf("SELECT * FROM %s LIMIT 0", from_item), true, 0);
+		for (int i = 0; i < SPI_tuptable->tupdesc->natts; i++)
+			if (!TupleDescAttr(SPI_tuptable->tupdesc, i)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(SPI_tuptable->tupdesc, i)->attname), weight_column) == 0)
+				has_weight = true;
+	}
+	sql = psprintf("SELECT s.%s::pg_catalog.int8, %s, %s FROM %s", quote_identifier(id_column),
+				   label_column ? psprintf("s.%s::pg_catalog.text", quote_identifier(label_column)) : "NULL::pg_catalog.text",
+				   has_weight ? psprintf("s.%s::pg_catalog.float4", quote_identifier(weight_column)) : "1::pg_catalog.float4",
+				   from_item);
+	portal = SPI_cursor_open_with_args(NULL, sql, 0, NULL, NULL, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		id_null,
+						label_null,
+						weight_null;
+			Datum		id = SPI_getbinval(tup, desc, 1, &id_null);
+			Datum		label = SPI_getbinval(tup, desc, 2, &label_null);
+			Datum		weight = SPI_getbinval(tup, desc, 3, &weight_null);
+			float		w;
+
+			if (id_null || (label_column && label_null) || weight_null)
+			{
+				rows->skipped++;
+				continue;
+			}
+			w = DatumGetFloat4(weight);
+			if (isnan(w) || isinf(w))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("%s weight must be finite, not \"%g\"", what, w)));
+			if (rows->n == capacity)
+			{
+				capacity *= 2;
+				rows->ids = repalloc_huge(rows->ids, sizeof(int64) * capacity);
+				rows->weights = repalloc_huge(rows->weights, sizeof(float) * capacity);
+				if (rows->labels)
+					rows->labels = repalloc_huge(rows->labels, sizeof(char *) * capacity);
+			}
+			rows->ids[rows->n] = DatumGetInt64(id);
+			rows->weights[rows->n] = w;
+			if (label_column)
+				rows->labels[rows->n] = MemoryContextStrdup(caller, TextDatumGetCString(label));
+			rows->n++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	return rows;
 }

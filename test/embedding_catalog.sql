@@ -2,7 +2,7 @@
 -- strictness and parallel safety deliberately, and nothing but the two erasure
 -- steps runs as definer.
 BEGIN;
-SELECT plan(7);
+SELECT plan(8);
 
 CREATE TEMP VIEW ext_functions AS
 SELECT p.oid::regprocedure AS fn, p.provolatile, p.proisstrict, p.proparallel, p.prosecdef, p.prokind, p.proname
@@ -27,8 +27,8 @@ SELECT is(
   NULL, 'embedding functions are IMMUTABLE and PARALLEL SAFE');
 -- Besides aggregate transition and combine functions, only functions with
 -- optional NULL arguments (recommend's candidates and exclude, recommend_for's
--- weights, may_change_model's new_owner) or that answer a NULL argument with an
--- error (train) take NULLs.
+-- weights, may_change_model's new_owner, explain's k and context) or that answer
+-- a NULL argument with an error (train, privacy_report) take NULLs.
 SELECT is(
   (SELECT array_agg(fn::text ORDER BY fn::text) FROM ext_functions
    WHERE prokind = 'f' AND NOT proisstrict
@@ -45,7 +45,7 @@ SELECT is(
                          'check_interactions', 'model_drift', 'register_refresh', 'report_progress',
                          'predict', 'predict_log_odds', 'predictions', 'log_predictions',
                          'classifier_fit', 'train_classifier', 'calibration_fit', 'calibrate', 'train_uplift',
-                         'uplift_score', 'uplift_scores', 'logistic_spec')),
+                         'uplift_score', 'uplift_scores', 'logistic_spec', 'explain', 'privacy_report')),
   NULL, 'only aggregate support and functions that handle NULL arguments themselves take NULLs');
 -- internal states only where the issue allows them (ALS and item-kNN need
 -- every row, the data-quality profile every (user, item, time) triple for exact
@@ -53,10 +53,20 @@ SELECT is(
 SELECT is(
   (SELECT array_agg(p.oid::regprocedure::text) FROM pg_aggregate a JOIN ext_functions f ON f.fn = a.aggfnoid
    JOIN pg_proc p ON p.oid = a.aggfnoid
-   WHERE a.aggcombinefn = 0 OR p.proparallel <> 's'
+   WHERE p.proname NOT IN ('hybrid_fit', 'editorial_fit', 'dp_popularity_fit')
+     AND (a.aggcombinefn = 0 OR p.proparallel <> 's'
       OR (a.aggtranstype = 'internal'::regtype
-          AND (p.proname NOT IN ('als_fit', 'itemknn_fit', 'interaction_profile') OR a.aggserialfn = 0 OR a.aggdeserialfn = 0))),
+          AND (p.proname NOT IN ('als_fit', 'itemknn_fit', 'interaction_profile', 'bpr_fit', 'dp_als_fit') OR a.aggserialfn = 0 OR a.aggdeserialfn = 0)))),
   NULL, 'aggregates have combine functions, concrete state types (or serializable internal ones) and are PARALLEL SAFE');
+-- the three whose final function reads a source named in its options (features, lists'
+-- segments, a catalog) as the caller: not in parallel workers, where a temporary table
+-- of the caller is out of reach (dp_popularity_fit still aggregates in parallel)
+SELECT is(
+  (SELECT array_agg(p.proname::text || ' ' || p.proparallel::text || ' ' || (a.aggcombinefn <> 0)::text ORDER BY p.proname)
+   FROM pg_aggregate a JOIN ext_functions f ON f.fn = a.aggfnoid JOIN pg_proc p ON p.oid = a.aggfnoid
+   WHERE p.proname IN ('hybrid_fit', 'editorial_fit', 'dp_popularity_fit')),
+  ARRAY['dp_popularity_fit r true', 'editorial_fit u false', 'hybrid_fit u false'],
+  'aggregates reading side sources are PARALLEL RESTRICTED or UNSAFE');
 
 -- views read user data as the caller, so row-level security holds through them
 SELECT is(

@@ -37,8 +37,9 @@ SELECT is(
      AND p.prosqlbody IS NULL   -- SQL-standard bodies bind their names at creation
      AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
   ARRAY['beyond_accuracy', 'calibrate', 'check_interactions', 'cuped_results', 'exposure_by_group',
-        'fairness_by_group', 'fairness_summary', 'log_predictions', 'register_refresh', 'segment_effects',
-        'split_by_time', 'split_by_user_time', 'train', 'train_classifier', 'train_uplift'],
+        'fairness_by_group', 'fairness_summary', 'log_predictions', 'privacy_report', 'register_refresh',
+        'segment_effects', 'split_by_time', 'split_by_user_time', 'train', 'train_classifier',
+        'train_uplift'],
   'SQL/plpgsql functions pin search_path, except those that run caller SQL text');
 SELECT is(
   (SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p

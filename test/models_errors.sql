@@ -42,7 +42,7 @@ SELECT throws_ok($$SELECT * FROM recommend_for('als', '{1}', '{-1}')$$, '22000',
 SELECT throws_ok($$SELECT * FROM similar_items('pop', 1)$$, '0A000', 'model "pop" is a popularity model and has no item similarities', 'similar_items on popularity');
 SELECT lives_ok($$SELECT model_import('pop_imported', model_export('pop', 1), true)$$, 'import a popularity model');
 SELECT throws_ok($$SELECT * FROM recommend_all('pop_imported')$$, '0A000', 'popularity model "pop_imported" does not know the source it was trained from', 'recommend_all on a popularity model without source');
-SELECT throws_ok($$SELECT * FROM item_embeddings('knn')$$, '0A000', 'model "knn" is not an ALS model and has no embeddings', 'embeddings of item-kNN');
+SELECT throws_ok($$SELECT * FROM item_embeddings('knn')$$, '0A000', 'model "knn" has no embeddings', 'embeddings of item-kNN');
 SELECT is((SELECT count(*) FROM similar_items('als', 424242)), 0::bigint, 'unknown item: no similar items');
 UPDATE models SET active = false WHERE name = 'als';
 SELECT throws_ok($$SELECT * FROM recommend('als', 1)$$, '55000', 'model "als" has no active version', 'no active version');

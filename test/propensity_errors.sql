@@ -2,7 +2,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(78);
+SELECT plan(80);
 
 CREATE TABLE people AS
 SELECT g AS id, (g % 7 + (g % 3) * 0.5)::float8 AS score, (g % 5)::int AS visits, g % 2 = 0 AS member,
@@ -21,6 +21,8 @@ SELECT throws_ok($$SELECT train_uplift('x', 'people', 'bought', 'nope', '{score}
 SELECT throws_ok($$SELECT train_classifier('x', 'no_such_table', 'bought', '{score}')$$, '42P01', NULL, 'unknown source');
 SELECT throws_ok($$SELECT train_classifier('x', 'people', 'bought', '{score,score}')$$, '22023', 'column "score" is used twice', 'a feature twice');
 SELECT throws_ok($$SELECT train_classifier('x', 'people', 'bought', '{bought}')$$, '22023', 'column "bought" is used twice', 'the label as a feature');
+SELECT throws_ok($$SELECT train_classifier('x', 'people', 'bought', '{score}', '{"exclude_features": ["score"]}')$$, '22023',
+                 'option "exclude_features" does not apply to algorithm logistic', 'exclude_features is for recommenders');
 SELECT throws_ok($$SELECT train_classifier('x', 'SELECT bought, point(1, 2) AS p FROM people', 'bought', '{p}')$$, '42804', NULL, 'a feature of an unusable type');
 SELECT throws_ok($$SELECT train_classifier('x', 'SELECT region AS y, score FROM people', 'y', '{score}')$$, '42804', NULL, 'a text label');
 SELECT throws_ok($$SELECT train_classifier('x', 'people', 'bought', '{score}', '{"categorical": ["visits"]}')$$, '22023',
@@ -96,6 +98,7 @@ SELECT throws_ok($$SELECT predict('pop', 1)$$, '0A000', 'model "pop" is a popula
 SELECT throws_ok($$SELECT predict('upl', 1.0, 'a')$$, '0A000', 'model "upl" is an uplift model, not a classifier', 'an uplift model passed to predict');
 SELECT throws_ok($$SELECT uplift_score('clf', 1.0, 1, true, '{1,2}'::float8[], 'a')$$, '0A000', 'model "clf" is a logistic model, not an uplift model', 'a classifier passed to uplift_score');
 SELECT throws_ok($$SELECT * FROM recommend('clf', 1)$$, '0A000', 'model "clf" is a logistic model, not a recommender', 'a classifier passed to recommend');
+SELECT throws_ok($$SELECT * FROM explain('clf', 1, 1)$$, '0A000', 'model "clf" is a logistic model, not a recommender', 'a classifier passed to explain');
 SELECT throws_ok($$SELECT predict('clf', 1.0, 2)$$, '22023', 'model "clf" has 5 features, not 2', 'too few features');
 SELECT throws_ok($$SELECT predict('clf', 'x'::text, 1, true, '{1,2}'::float8[], 'a')$$, '42804', 'feature "score" must be a number or a boolean, not text', 'a text for a number');
 SELECT throws_ok($$SELECT predict('clf', 1.0, 1, true, '{1,2,3}'::float8[], 'a')$$, '2202E', 'feature "vec" must have 2 elements, not 3', 'an array of the wrong length');

@@ -79,6 +79,7 @@ jit = off
 fsync = off
 shared_preload_libraries = 'pg_cron,pg_personalize'
 cron.database_name = 'postgres'
+cron.use_background_workers = on
 max_worker_processes = 16
 CONF
 # The copy's postgres becomes a wrapper that preloads the runtime, so the

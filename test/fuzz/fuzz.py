@@ -322,6 +322,18 @@ class Fuzzer:
             ("als_fit", '{"factors": 16, "iterations": 2, "seed": 7}', "events"),
             ("itemknn_fit", '{"neighbors": 2, "shrinkage": 1}', "tiny"),
             ("als_fit", '{"factors": 2, "iterations": 1, "seed": 3}', "tiny"),
+            ("bpr_fit", '{"factors": 4, "iterations": 2, "seed": 3, "threads": 1}', "events"),
+            ("dp_als_fit", '{"factors": 4, "iterations": 2, "epsilon": 5}', "events"),
+            ("dp_popularity_fit", '{"epsilon": 1000, "contributions": 5}', "events"),
+        ]] + [bytes(one(sql)) for sql in [
+            # issue 13's models with their own sections: features, contexts, lists, segments
+            "SELECT personalize.model_send(personalize.hybrid_fit(user_id, item_id, weight, "
+            "CASE WHEN user_id % 2 = 0 THEN 'day' END, '{\"factors\": 4, \"iterations\": 2, \"threads\": 1, "
+            "\"item_features\": \"SELECT DISTINCT item_id, ''genre:'' || item_id % 3 AS feature FROM fuzz.events\"}')) "
+            "FROM fuzz.events",
+            "SELECT personalize.model_send(personalize.editorial_fit(item_id, pos::int, "
+            "CASE WHEN item_id % 2 = 0 THEN 'young' END, '{}')) FROM (SELECT item_id, row_number() OVER (ORDER BY item_id) "
+            "AS pos FROM (SELECT DISTINCT item_id FROM fuzz.events LIMIT 20) d) l",
         ]] + [format1_model()]
         conn.execute("SELECT personalize.model_import('fuzz', "
                      "personalize.als_fit(user_id, item_id, weight, '{\"factors\": 2}'), true) FROM fuzz.tiny")
