@@ -6,9 +6,9 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 MODULE_big = $(EXTENSION)
 # One concern per file; the install script is assembled from the SQL beside
 # each C file, in this order (later parts may use earlier ones).
-CONCERNS = embedding sqlsource statistics evaluation classification model modelstore modelcache interactions popularity itemknn als serving
+CONCERNS = embedding sqlsource statistics evaluation classification model modelstore modelcache interactions popularity itemknn als serving nodeconsent
 # Concerns written in SQL only (no C file); assembled after the C concerns.
-SQL_ONLY_CONCERNS = registry experiments fairness consent roles
+SQL_ONLY_CONCERNS = registry experiments fairness consent scaleout roles
 OBJS = src/pg_personalize.o src/distance.o $(patsubst %,src/%.o,$(CONCERNS))
 SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS) $(SQL_ONLY_CONCERNS))
 
