@@ -259,12 +259,13 @@ model_allocate(ModelBuilder *b)
 }
 
 /*
- * A model with the interaction sections filled in; the algorithm fills the
- * factor or neighbour sections it reserved (factors > 0, neighbors > 0).
+ * A model with its sections laid out and zeroed (nusers and nnz count only
+ * with the user-item matrix); the options are written, the caller fills the
+ * rest (distributed.c assembles one from the nodes' parts this way).
  */
 ModelHeader *
-model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *options,
-						int32 factors, int32 neighbors, bool keep_matrix)
+model_new(ModelAlgorithm alg, int32 nusers, int32 nitems, int64 nnz, int64 rows, int64 null_rows,
+		  Jsonb *options, int32 factors, int32 neighbors, bool keep_matrix)
 {
 	ModelBuilder b;
 	char	   *opts = JsonbToCString(NULL, &options->root, VARSIZE(options));
@@ -273,34 +274,48 @@ model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *opt
 	model_builder_init(&b, alg);
 	b.hdr.factors = factors;
 	b.hdr.neighbors = neighbors;
-	b.hdr.nusers = keep_matrix ? data->nusers : 0;
-	b.hdr.nitems = data->nitems;
-	b.hdr.nnz = keep_matrix ? data->nnz : 0;
-	b.hdr.rows = data->rows;
-	b.hdr.null_rows = data->null_rows;
+	b.hdr.nusers = keep_matrix ? nusers : 0;
+	b.hdr.nitems = nitems;
+	b.hdr.nnz = keep_matrix ? nnz : 0;
+	b.hdr.rows = rows;
+	b.hdr.null_rows = null_rows;
 	model_reserve(&b, SECTION_OPTIONS, ELEMENT_CHAR, ROWS_NONE, strlen(opts) + 1);
 	if (keep_matrix)
-		model_reserve(&b, SECTION_USER_IDS, ELEMENT_INT64, ROWS_USERS, data->nusers);
-	model_reserve(&b, SECTION_ITEM_IDS, ELEMENT_INT64, ROWS_ITEMS, data->nitems);
-	model_reserve(&b, SECTION_ITEM_POPULARITY, ELEMENT_FLOAT4, ROWS_ITEMS, data->nitems);
+		model_reserve(&b, SECTION_USER_IDS, ELEMENT_INT64, ROWS_USERS, nusers);
+	model_reserve(&b, SECTION_ITEM_IDS, ELEMENT_INT64, ROWS_ITEMS, nitems);
+	model_reserve(&b, SECTION_ITEM_POPULARITY, ELEMENT_FLOAT4, ROWS_ITEMS, nitems);
 	if (keep_matrix)
 	{
-		model_reserve(&b, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, (uint64) data->nusers + 1);
-		model_reserve(&b, SECTION_SEEN_ITEMS, ELEMENT_INT32, ROWS_PAIRS, data->nnz);
-		model_reserve(&b, SECTION_SEEN_WEIGHTS, ELEMENT_FLOAT4, ROWS_PAIRS, data->nnz);
+		model_reserve(&b, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, (uint64) nusers + 1);
+		model_reserve(&b, SECTION_SEEN_ITEMS, ELEMENT_INT32, ROWS_PAIRS, nnz);
+		model_reserve(&b, SECTION_SEEN_WEIGHTS, ELEMENT_FLOAT4, ROWS_PAIRS, nnz);
 	}
 	if (factors > 0)
 	{
-		model_reserve(&b, SECTION_USER_FACTORS, ELEMENT_FLOAT4, ROWS_USERS, (uint64) data->nusers * factors);
-		model_reserve(&b, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * factors);
+		model_reserve(&b, SECTION_USER_FACTORS, ELEMENT_FLOAT4, ROWS_USERS, (uint64) nusers * factors);
+		model_reserve(&b, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) nitems * factors);
 	}
 	if (neighbors > 0)
 	{
-		model_reserve(&b, SECTION_NEIGHBOR_ITEMS, ELEMENT_INT32, ROWS_ITEMS, (uint64) data->nitems * neighbors);
-		model_reserve(&b, SECTION_NEIGHBOR_SIMILARITY, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * neighbors);
+		model_reserve(&b, SECTION_NEIGHBOR_ITEMS, ELEMENT_INT32, ROWS_ITEMS, (uint64) nitems * neighbors);
+		model_reserve(&b, SECTION_NEIGHBOR_SIMILARITY, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) nitems * neighbors);
 	}
 	m = model_allocate(&b);
 	strcpy(model_section(m, SECTION_OPTIONS), opts);
+	return m;
+}
+
+/*
+ * A model with the interaction sections filled in; the algorithm fills the
+ * factor or neighbour sections it reserved (factors > 0, neighbors > 0).
+ */
+ModelHeader *
+model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *options,
+						int32 factors, int32 neighbors, bool keep_matrix)
+{
+	ModelHeader *m = model_new(alg, data->nusers, data->nitems, data->nnz, data->rows, data->null_rows,
+							   options, factors, neighbors, keep_matrix);
+
 	memcpy(model_section(m, SECTION_ITEM_IDS), data->item_ids, sizeof(int64) * data->nitems);
 	memcpy(model_section(m, SECTION_ITEM_POPULARITY), data->item_pop, sizeof(float) * data->nitems);
 	if (keep_matrix)

@@ -206,6 +206,8 @@ extern void interactions_adopt(Interactions *d, const ModelHeader *m);	/* use th
 extern void interactions_check_memory(const InteractionState *st, double model_bytes, const char *algorithm);
 extern void interactions_transpose(const Interactions *in, int64 **indptr, int32 **indices, float **weights);
 
+extern ModelHeader *model_new(ModelAlgorithm alg, int32 nusers, int32 nitems, int64 nnz, int64 rows,
+							  int64 null_rows, Jsonb *options, int32 factors, int32 neighbors, bool keep_matrix);
 extern ModelHeader *model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *options,
 											int32 factors, int32 neighbors, bool keep_matrix);
 

@@ -181,9 +181,14 @@ BEGIN
 
 	-- runs as the caller: privileges and row-level security apply to the source
 	started := pg_catalog.clock_timestamp();
-	EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
-	               fit, relation)
-		INTO trained USING fit_options;
+	IF algorithm = 'als' AND personalize.distributed_training_source(relation) IS NOT NULL THEN
+		-- a Citus table distributed by user_id: trained on the nodes that hold the rows (scaleout.sql)
+		trained := personalize.als_fit_distributed(personalize.distributed_training_source(relation), fit_options);
+	ELSE
+		EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, s.weight::real, $1) FROM %s AS s',
+		               fit, relation)
+			INTO trained USING fit_options;
+	END IF;
 	IF trained IS NULL THEN
 		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
 			USING ERRCODE = '22023';

@@ -114,6 +114,44 @@ BEGIN
 END
 $$;
 
+-- ---------------------------------------------------------------- distributed training
+
+-- One row per training run in progress (personalize.als_fit_distributed): the
+-- command of the current round for the nodes. A reference table on Citus, so
+-- that each node reads the row from its own copy, and so that Citus sends
+-- every query of the run over the one connection per node that wrote it
+-- (the node's part of the run lives in that backend). Rows exist only inside
+-- the training transaction.
+CREATE TABLE personalize.train_runs (
+	run bigint PRIMARY KEY,
+	payload bytea
+);
+COMMENT ON TABLE personalize.train_runs IS 'rounds of distributed trainings in progress (rows live only inside the training transaction)';
+
+-- The table train() can read on the Citus nodes without gathering its rows:
+-- relation (a FROM item as personalize.source_sql returns it) is a qualified
+-- name of a hash-distributed table whose distribution column is user_id. NULL
+-- otherwise (a query, a view, a reference or local table, no Citus).
+CREATE FUNCTION personalize.distributed_training_source(relation text) RETURNS regclass
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tbl regclass;
+	column_name text;
+BEGIN
+	IF relation IS NULL OR pg_catalog.left(relation, 1) = '('
+	   OR pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN NULL;
+	END IF;
+	tbl := pg_catalog.to_regclass(relation);
+	EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) FROM pg_catalog.pg_dist_partition p
+	         WHERE p.logicalrelid = $1 AND p.partmethod = ''h'''
+		INTO column_name USING tbl;
+	RETURN CASE WHEN column_name = 'user_id' THEN tbl END;
+END
+$$;
+
 -- ---------------------------------------------------------------- distributing the extension's tables
 
 -- Run once on the coordinator, as the extension's owner: the consent replica
@@ -167,6 +205,7 @@ BEGIN
 	END LOOP;
 	FOR t IN SELECT * FROM (VALUES
 		(1, 'personalize.consent_state'::regclass, 'reference', NULL::text),
+		(1, 'personalize.train_runs'::regclass, 'reference', NULL),
 		(2, 'personalize.experiments'::regclass, 'reference', NULL),
 		(3, 'personalize.experiment_arms'::regclass, 'reference', NULL),
 		(4, 'personalize.experiment_strata'::regclass, 'reference', NULL),
