@@ -2,7 +2,7 @@
 # cluster.sh — a Citus coordinator and two workers on loopback, for the Citus
 # test suite. Uses the PostgreSQL that PG_CONFIG names and whatever `citus`
 # extension is installed in it (this script never builds Citus).
-#   PG_CONFIG=... bash test/citus/cluster.sh start BASE [PORT]   # PORT, PORT+1, PORT+2
+#   PG_CONFIG=... [CITUS_DB=name] bash test/citus/cluster.sh start BASE [PORT]   # PORT, PORT+1, PORT+2
 #   bash test/citus/cluster.sh stop BASE
 # Prints the environment to use the coordinator: eval "$(... start ...)".
 set -euo pipefail
@@ -50,13 +50,18 @@ CONF
   fi
 done
 
-# citus in the postgres database of every node; the workers registered once
+# citus in the database ($CITUS_DB, default postgres) of every node; the workers registered once
+db=${CITUS_DB:-postgres}
 for p in $port $((port + 1)) $((port + 2)); do
-  "$bin/psql" -X -q -h localhost -p $p -U postgres -d postgres -c 'CREATE EXTENSION IF NOT EXISTS citus' >/dev/null
+  if [ "$db" != postgres ] && [ -z "$("$bin/psql" -X -At -h localhost -p $p -U postgres -d postgres \
+        -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+    "$bin/createdb" -h localhost -p $p -U postgres "$db"
+  fi
+  "$bin/psql" -X -q -h localhost -p $p -U postgres -d "$db" -c 'CREATE EXTENSION IF NOT EXISTS citus' >/dev/null
 done
-"$bin/psql" -X -q -h localhost -p $port -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL
+"$bin/psql" -X -q -h localhost -p $port -U postgres -d "$db" -v ON_ERROR_STOP=1 >/dev/null <<SQL
 SELECT citus_set_coordinator_host('localhost', $port);
 SELECT citus_add_node('localhost', p) FROM (VALUES ($((port + 1))), ($((port + 2)))) v(p)
 WHERE NOT EXISTS (SELECT FROM pg_dist_node d WHERE d.nodeport = v.p);
 SQL
-echo "export PATH=$bin:\$PATH PGHOST=localhost PGPORT=$port PGUSER=postgres PGDATABASE=postgres"
+echo "export PATH=$bin:\$PATH PGHOST=localhost PGPORT=$port PGUSER=postgres PGDATABASE=$db"
