@@ -6,13 +6,15 @@
 
 -- ---------------------------------------------------------------- consent replica
 
--- The latest decision of personalize.consents per (subject_id, purpose), kept
--- by a trigger in the transaction that records the decision. On Citus,
--- distribute_catalog() makes it a reference table: every node then has a copy,
--- written with the decision in one two-phase commit, and the policy of a
--- protected Citus table reads the copy of the node it runs on
--- (has_consent_on_node). A table of its own because Citus refuses triggers on
--- reference tables, and the history keeps its append-only trigger.
+-- The latest decision of personalize.consents per (subject_id, purpose), for
+-- Citus: distribute_catalog() fills it from the history and makes it a
+-- reference table; from then on a trigger keeps it in the transaction that
+-- records a decision, so every node has a copy written with the decision in one
+-- two-phase commit, and the policy of a protected Citus table reads the copy of
+-- the node it runs on (has_consent_on_node). Without Citus it stays empty and
+-- recording a decision needs no privilege on it. A table of its own because
+-- Citus refuses triggers on reference tables, and the history keeps its
+-- append-only trigger.
 CREATE TABLE personalize.consent_state (
 	subject_id bigint NOT NULL,
 	purpose text NOT NULL,
@@ -22,8 +24,8 @@ CREATE TABLE personalize.consent_state (
 );
 COMMENT ON TABLE personalize.consent_state IS 'latest consent decision per subject and purpose, kept from personalize.consents; a reference table on Citus';
 
--- Statement-level: one write of the replica per statement on the history (on
--- Citus one distributed upsert, not one per row). The transition rows are read
+-- Statement-level: one write of the replica per statement on the history (one
+-- distributed upsert, not one per row). The transition rows are read
 -- into arrays first: Citus cannot plan a query on a transition table.
 CREATE FUNCTION personalize.consent_state_sync() RETURNS trigger
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -35,6 +37,9 @@ DECLARE
 	decisions boolean[];
 	seqs bigint[];
 BEGIN
+	IF personalize.citus_table_type('personalize.consent_state') IS NULL THEN
+		RETURN NULL;	-- not replicated: nothing reads it
+	END IF;
 	IF TG_OP = 'INSERT' THEN
 		SELECT array_agg(n.subject_id), array_agg(n.purpose), array_agg(n.granted), array_agg(n.seq)
 		INTO subjects, purposes, decisions, seqs
@@ -133,14 +138,14 @@ COMMENT ON TABLE personalize.train_runs IS 'rounds of distributed trainings in p
 -- name of a hash-distributed table whose distribution column is user_id. NULL
 -- otherwise (a query, a view, a reference or local table, no Citus).
 CREATE FUNCTION personalize.distributed_training_source(relation text) RETURNS regclass
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	tbl regclass;
 	column_name text;
 BEGIN
-	IF relation IS NULL OR pg_catalog.left(relation, 1) = '('
+	IF pg_catalog.left(relation, 1) = '('
 	   OR pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
 		RETURN NULL;
 	END IF;
@@ -214,6 +219,13 @@ BEGIN
 		ORDER BY v.pos
 	LOOP
 		IF personalize.citus_table_type(t.tbl) IS NULL THEN
+			IF t.tbl = 'personalize.consent_state'::regclass THEN
+				-- the replica starts from the history; the trigger keeps it from now on
+				DELETE FROM personalize.consent_state;
+				INSERT INTO personalize.consent_state (subject_id, purpose, granted, seq)
+				SELECT DISTINCT ON (c.subject_id, c.purpose) c.subject_id, c.purpose, c.granted, c.seq
+				FROM personalize.consents c ORDER BY c.subject_id, c.purpose, c.seq DESC;
+			END IF;
 			IF t.kind = 'reference' THEN
 				EXECUTE 'SELECT create_reference_table($1)' USING t.tbl;
 				EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING t.tbl;

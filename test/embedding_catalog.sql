@@ -41,7 +41,8 @@ SELECT is(
                          'create_experiment', 'assign', 'log_outcome', 'segment_effects', 'cuped_results',
                          'experiment_metric_check', 'source_sql', 'chisq_gof', 'moments_pad',
                          'set_consent', 'protect', 'consents_append_only', 'fairness_gaps',
-                         'may_change_model')),
+                         'may_change_model', 'consent_state_sync', 'distribute_catalog', 'train_absorb', 'train_round',
+                         'citus_consent_predicate')),
   NULL, 'only aggregate support and functions that handle NULL arguments themselves take NULLs');
 -- internal states only where the issue allows them (ALS and item-kNN need
 -- every row), and then with serialize/deserialize for parallel query
