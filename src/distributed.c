@@ -21,12 +21,11 @@
  * Plumbing (Citus 11+ with metadata on every node):
  *  - personalize.train_runs is a reference table: the run's row is written in
  *    this transaction, so Citus sends every later query that joins it over the
- *    connection that wrote its placement on each node: one backend per node
- *    holds the node's state, whatever the connection pool does.
- *  - the payload of a round is written into that row and read by
- *    personalize.train_round on each node; the query reaches each node through
- *    a few rows of the source (TID scans of rows seen while reading it), and
- *    the first call in a backend per round answers for all its shards.
+ *    connection that wrote its copy on each node: one backend per node holds
+ *    the node's state, whatever the connection pool does.
+ *  - the reading query hands back a few rows of one shard per node (anchors);
+ *    a round is a query with the payload as a parameter that reaches each node
+ *    through its anchors (pruned by user_id, found by ctid): one task per node.
  *  - a node that does not answer (its anchor rows changed meanwhile) is an
  *    error (40001), never a smaller model.
  */
@@ -55,7 +54,7 @@
 #include "utils/timestamp.h"
 
 #define TRAIN_MAGIC 0x50545231	/* "PTR1", native byte order */
-#define ANCHORS_PER_SHARD 8
+#define ANCHORS_PER_NODE 8
 #define COLLECT_CHUNK_BYTES (64 * 1024 * 1024)
 
 typedef enum TrainCommand
@@ -197,12 +196,8 @@ typedef struct NodeRun
 	MemoryContext cxt;
 	int64		answered;		/* last round answered */
 	InteractionState *triples;	/* while reading rows */
-	struct
-	{
-		Oid			shard;
-		int			anchors;
-	}			shards[64];
-	int			nshards;
+	Oid			anchor_shard;	/* the first shard this backend read */
+	int			anchors;		/* rows of it handed out as anchors */
 	Interactions *d;			/* local users, CSR with global item indexes after setup */
 	int32		nitems;			/* global */
 	int			f;
@@ -275,8 +270,9 @@ node_run_find(int64 run, bool create)
 
 /*
  * personalize.train_absorb(run, shard, user_id, item_id, weight): keeps the
- * row in the run's state of this backend. True for the first rows of each
- * shard, whose ctid the coordinator then uses to reach this backend again.
+ * row in the run's state of this backend. Returns the backend's token for the
+ * first rows of the first shard it reads (NULL for the others): the
+ * coordinator reaches this backend again through those rows (user_id, ctid).
  */
 PG_FUNCTION_INFO_V1(train_absorb);
 Datum
@@ -285,7 +281,6 @@ train_absorb(PG_FUNCTION_ARGS)
 	NodeRun    *nr;
 	Oid			shard;
 	InteractionState *st;
-	int			s;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -297,7 +292,10 @@ train_absorb(PG_FUNCTION_ARGS)
 	if (st == NULL)
 		elog(ERROR, "training run " INT64_FORMAT " is past reading rows", nr->run);
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
+	{
 		st->null_rows++;
+		PG_RETURN_NULL();		/* an anchor row must have a user_id to route by */
+	}
 	else
 	{
 		float		w = PG_GETARG_FLOAT4(4);
@@ -321,24 +319,14 @@ train_absorb(PG_FUNCTION_ARGS)
 		st->weights[st->n] = w;
 		st->n++;
 	}
-
-	for (s = 0; s < nr->nshards; s++)
-		if (nr->shards[s].shard == shard)
-			break;
-	if (s == nr->nshards)
+	if (!OidIsValid(nr->anchor_shard))
+		nr->anchor_shard = shard;
+	if (shard == nr->anchor_shard && nr->anchors < ANCHORS_PER_NODE)
 	{
-		if (nr->nshards == lengthof(nr->shards))
-			PG_RETURN_BOOL(false);	/* later shards of this backend are reached through the first ones */
-		nr->shards[s].shard = shard;
-		nr->shards[s].anchors = 0;
-		nr->nshards++;
+		nr->anchors++;
+		PG_RETURN_INT64(nr->token);
 	}
-	if (nr->shards[s].anchors < ANCHORS_PER_SHARD)
-	{
-		nr->shards[s].anchors++;
-		PG_RETURN_BOOL(true);
-	}
-	PG_RETURN_BOOL(false);
+	PG_RETURN_NULL();
 }
 
 static int
@@ -730,10 +718,11 @@ typedef struct Driver
 	int64		run;
 	int64		round;
 	const char *source;			/* qualified name */
-	Datum		anchors;		/* tid[] */
+	Oid			user_type;		/* of the source's user_id */
+	Datum		anchor_users;	/* user_type[]: one shard per node */
+	Datum		anchor_tids;	/* tid[] */
 	int			nnodes;
 	NodeSlot   *nodes;
-	SPIPlanPtr	write_plan;
 	SPIPlanPtr	round_plan;
 } Driver;
 
@@ -758,18 +747,18 @@ typedef void (*AnswerHandler) (Driver *dr, Reader *r, void *arg);
 static void
 driver_round(Driver *dr, bytea *payload, bool summary, bool chunks, AnswerHandler handle, void *arg)
 {
-	Datum		args[3];
+	Datum		args[5];
 	Portal		portal;
+	instr_time	t0,
+				t1;
 
+	INSTR_TIME_SET_CURRENT(t0);
 	dr->round++;
 	args[0] = Int64GetDatum(dr->run);
-	args[1] = PointerGetDatum(payload);
-	if (SPI_execute_plan(dr->write_plan, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != 1)
-		elog(ERROR, "training run " INT64_FORMAT " lost its row", dr->run);
-	pfree(payload);
-
 	args[1] = Int64GetDatum(dr->round);
-	args[2] = dr->anchors;
+	args[2] = PointerGetDatum(payload);
+	args[3] = dr->anchor_users;
+	args[4] = dr->anchor_tids;
 	portal = SPI_cursor_open(NULL, dr->round_plan, args, NULL, false);
 	for (int n = 0; n < dr->nnodes; n++)
 		dr->nodes[n].answered = false;
@@ -808,6 +797,10 @@ driver_round(Driver *dr, bytea *payload, bool summary, bool chunks, AnswerHandle
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
+	pfree(payload);
+	INSTR_TIME_SET_CURRENT(t1);
+	INSTR_TIME_SUBTRACT(t1, t0);
+	elog(DEBUG1, "training round " INT64_FORMAT ": %.3f s", dr->round, INSTR_TIME_GET_DOUBLE(t1));
 	if (!summary)
 		for (int n = 0; n < dr->nnodes; n++)
 			if (!dr->nodes[n].answered)
@@ -1097,24 +1090,91 @@ command_with_factors(TrainCommand cmd, int32 flag, bool with_flag, const float *
 	return msg_finish(s);
 }
 
+/*
+ * A round reaches each node through its anchor rows: user_id = ANY (anchors)
+ * prunes to one shard per node, ctid = ANY (tids) finds the rows without a
+ * scan, and the join with the run's row in personalize.train_runs sends the
+ * task over the connection that wrote it, to the backend holding the state.
+ * The payload travels as the result of a materialized CTE, which Citus copies
+ * to the nodes in binary (as a parameter it would be inlined into the task's
+ * SQL text as hex, at a cost that grows faster than its size).
+ */
 static void
-prepare_plans(Driver *dr)
+prepare_round(Driver *dr)
 {
-	Oid			write_types[2] = {INT8OID, BYTEAOID};
-	Oid			round_types[3] = {INT8OID, INT8OID, TIDARRAYOID};
+	Oid			types[5] = {INT8OID, INT8OID, BYTEAOID, get_array_type(dr->user_type), TIDARRAYOID};
 	char	   *sql;
 
-	dr->write_plan = SPI_prepare("UPDATE personalize.train_runs SET payload = $2 WHERE run = $1", 2, write_types);
-	if (dr->write_plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	SPI_keepplan(dr->write_plan);
-	sql = psprintf("SELECT q.answer FROM (SELECT personalize.train_round(x.run, $2, x.payload) AS answer"
-				   " FROM %s s CROSS JOIN personalize.train_runs x"
-				   " WHERE x.run = $1 AND s.ctid = ANY ($3)) q", dr->source);
-	dr->round_plan = SPI_prepare(sql, 3, round_types);
+	sql = psprintf("WITH p AS MATERIALIZED (SELECT $3::pg_catalog.bytea AS payload)"
+				   " SELECT q.answer FROM (SELECT personalize.train_round(x.run, $2, p.payload) AS answer"
+				   " FROM %s s CROSS JOIN personalize.train_runs x CROSS JOIN p"
+				   " WHERE x.run = $1 AND s.user_id = ANY ($4) AND s.ctid = ANY ($5)) q", dr->source);
+	dr->round_plan = SPI_prepare(sql, 5, types);
 	if (dr->round_plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	SPI_keepplan(dr->round_plan);
+}
+
+/*
+ * Read the source where it lives: every node keeps its rows in the backend of
+ * this transaction's connection to it and names a few rows of one of its
+ * shards to be reached through later (anchors).
+ */
+static void
+driver_read(Driver *dr, MemoryContext caller)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+	char	   *sql;
+	ArrayBuildState *users,
+			   *tids;
+	int64	   *tokens = NULL;
+	int			ntokens = 0;
+
+	args[0] = Int64GetDatum(dr->run);
+	if (SPI_execute_with_args("INSERT INTO personalize.train_runs (run) VALUES ($1)", 1, types, args,
+							  NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not register training run");
+	sql = psprintf("SELECT q.token, q.user_id, q.tid FROM"
+				   " (SELECT personalize.train_absorb(x.run, s.tableoid, s.user_id::pg_catalog.int8,"
+				   "  s.item_id::pg_catalog.int8, s.weight::pg_catalog.float4) AS token, s.user_id, s.ctid AS tid"
+				   "  FROM %s s CROSS JOIN personalize.train_runs x WHERE x.run = $1) q"
+				   " WHERE q.token IS NOT NULL", dr->source);
+	if (SPI_execute_with_args(sql, 1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the training source");
+	users = initArrayResult(dr->user_type, caller, false);
+	tids = initArrayResult(TIDOID, caller, false);
+	tokens = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	for (uint64 k = 0; k < SPI_processed; k++)
+	{
+		bool		isnull;
+		HeapTuple	tup = SPI_tuptable->vals[k];
+		int64		token = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		bool		known = false;
+
+		for (int t = 0; t < ntokens; t++)
+			known |= tokens[t] == token;
+		if (!known)
+			tokens[ntokens++] = token;
+		accumArrayResult(users, SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull), false, dr->user_type, caller);
+		accumArrayResult(tids, SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull), false, TIDOID, caller);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	pfree(tokens);
+	dr->anchor_users = makeArrayResult(users, caller);
+	dr->anchor_tids = makeArrayResult(tids, caller);
+}
+
+static void
+driver_finish(Driver *dr)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1];
+
+	args[0] = Int64GetDatum(dr->run);
+	SPI_execute_with_args("DELETE FROM personalize.train_runs WHERE run = $1", 1, types, args, NULL, false, 0);
+	SPI_freeplan(dr->round_plan);
+	SPI_finish();
 }
 
 /*
@@ -1153,10 +1213,6 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 	pg_prng_state rng;
 	UsersResult ur;
 	ItemSolver	is;
-	Oid			build_types[1] = {INT8OID};
-	Datum		build_args[1];
-	char	   *sql;
-	ArrayBuildState *tids;
 
 	options_check_keys(opts, options);
 	f = (int) options_get_number(opts, "factors", ALS_DEFAULT_FACTORS, 1, 1024);
@@ -1170,42 +1226,25 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 
 	memset(&dr, 0, sizeof(dr));
 	dr.source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)), get_rel_name(source));
+	dr.user_type = get_atttype(source, get_attnum(source, "user_id"));
+	if (!OidIsValid(dr.user_type) || !OidIsValid(get_array_type(dr.user_type)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("relation %s has no column user_id", dr.source)));
 	if (!pg_strong_random(&dr.run, sizeof(dr.run)))
 		elog(ERROR, "could not generate a training run id");
 	dr.run &= PG_INT64_MAX;
 	dr.nodes = palloc(sizeof(NodeSlot));
 
 	SPI_connect();
-	prepare_plans(&dr);
-
-	/* read the rows where they are; the first rows of each shard are its anchors */
-	build_args[0] = Int64GetDatum(dr.run);
-	if (SPI_execute_with_args("INSERT INTO personalize.train_runs (run) VALUES ($1)", 1, build_types,
-							  build_args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not register training run");
-	sql = psprintf("SELECT s.ctid FROM %s s CROSS JOIN personalize.train_runs x"
-				   " WHERE x.run = $1 AND personalize.train_absorb(x.run, s.tableoid, s.user_id::pg_catalog.int8,"
-				   " s.item_id::pg_catalog.int8, s.weight::pg_catalog.float4)", dr.source);
-	if (SPI_execute_with_args(sql, 1, build_types, build_args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the training source");
-	tids = initArrayResult(TIDOID, caller, false);
-	for (uint64 k = 0; k < SPI_processed; k++)
-	{
-		bool		isnull;
-		Datum		t = SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull);
-
-		accumArrayResult(tids, t, isnull, TIDOID, caller);
-	}
-	SPI_freetuptable(SPI_tuptable);
-	dr.anchors = makeArrayResult(tids, caller);
+	driver_read(&dr, caller);
+	prepare_round(&dr);
 
 	/* summary: every node's users and items; the ids are merged here */
 	driver_round(&dr, command(CMD_SUMMARY), true, false, on_summary, totals);
 	if (totals[0] == 0)
 	{
-		SPI_execute_with_args("DELETE FROM personalize.train_runs WHERE run = $1", 1, build_types, build_args,
-							  NULL, false, 0);
-		SPI_finish();
+		driver_finish(&dr);
 		PG_RETURN_NULL();
 	}
 	user_ids = merge_ids(&dr, true, &nusers);
@@ -1323,10 +1362,6 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 
 	/* the users' part of the model: seen items, weights and factors */
 	driver_round(&dr, command(CMD_COLLECT), false, true, on_collect, m);
-	SPI_execute_with_args("DELETE FROM personalize.train_runs WHERE run = $1", 1, build_types, build_args,
-						  NULL, false, 0);
-	SPI_freeplan(dr.write_plan);
-	SPI_freeplan(dr.round_plan);
-	SPI_finish();
+	driver_finish(&dr);
 	PG_RETURN_POINTER(m);
 }

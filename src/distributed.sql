@@ -3,10 +3,10 @@
 -- table; the node functions are called by its queries on the nodes.
 
 CREATE FUNCTION personalize.train_absorb(run bigint, shard oid, user_id bigint, item_id bigint, weight real)
-	RETURNS boolean
+	RETURNS bigint
 	AS 'MODULE_PATHNAME', 'train_absorb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION personalize.train_absorb(bigint, oid, bigint, bigint, real) IS
-	'distributed training, on a node: keep one row of the run in this backend';
+	'distributed training, on a node: keep one row of the run in this backend; the backend''s token for its anchor rows';
 
 CREATE FUNCTION personalize.train_round(run bigint, round bigint, payload bytea) RETURNS SETOF bytea
 	AS 'MODULE_PATHNAME', 'train_round' LANGUAGE C VOLATILE PARALLEL UNSAFE;

@@ -121,17 +121,15 @@ $$;
 
 -- ---------------------------------------------------------------- distributed training
 
--- One row per training run in progress (personalize.als_fit_distributed): the
--- command of the current round for the nodes. A reference table on Citus, so
--- that each node reads the row from its own copy, and so that Citus sends
--- every query of the run over the one connection per node that wrote it
--- (the node's part of the run lives in that backend). Rows exist only inside
--- the training transaction.
+-- One row per training run in progress (personalize.als_fit_distributed),
+-- written when the run starts and deleted when it ends, inside the training
+-- transaction. A reference table on Citus: every query of the run joins it, so
+-- Citus sends each node's tasks over the one connection that wrote the node's
+-- copy, to the backend that holds the node's part of the run.
 CREATE TABLE personalize.train_runs (
-	run bigint PRIMARY KEY,
-	payload bytea
+	run bigint PRIMARY KEY
 );
-COMMENT ON TABLE personalize.train_runs IS 'rounds of distributed trainings in progress (rows live only inside the training transaction)';
+COMMENT ON TABLE personalize.train_runs IS 'distributed trainings in progress (rows live only inside the training transaction)';
 
 -- The table train() can read on the Citus nodes without gathering its rows:
 -- relation (a FROM item as personalize.source_sql returns it) is a qualified
