@@ -17,7 +17,9 @@
 #     the largest node backend's, against the size of the interactions (table,
 #     and the 20 bytes a row the single-node trainer's state holds);
 #  3. experiment_results over 10M assignments: seconds, the figures compared with
-#     a local copy (1e-12), and the plan's per-arm aggregation on the workers.
+#     a local copy (1e-12), and the plan's per-arm aggregation on the workers;
+#  4. consent on shards: a multi-shard and a router query over a protected
+#     distributed table against the same table unprotected, as an analyst.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-1}
@@ -222,3 +224,38 @@ psql -At -c "EXPLAIN (COSTS OFF) SELECT * FROM personalize.experiment_results WH
   | grep -E 'Distributed Subplan|Task Count|Node: host|GroupAggregate|Group Key: a.experiment, o.metric, a.arm|Seq Scan on (outcomes|assignments)_' | head -8
 psql -c "DELETE FROM personalize.experiments WHERE name = 'big'"
 rm -f /tmp/pgp_readout_* /tmp/pgp_big_*.tsv
+
+# ---------------------------------------------------------------- 4. consent on shards
+subjects=$(awk -v s="$scale" 'BEGIN {printf "%d", 100000 * s}')
+echo
+echo "== 4. consent on shards: $rows rows of $subjects subjects (2/3 consenting), read by a role without the exemption, $runs runs"
+psql <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS ev_plain, ev_protected;
+DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench_analyst') THEN CREATE ROLE bench_analyst LOGIN; END IF; END \$\$;
+CREATE TABLE ev_plain AS SELECT (g % $subjects) + 1 AS customer_id, g % 1000 AS item_id, 1::real AS weight FROM generate_series(1, $rows) g;
+CREATE TABLE ev_protected (LIKE ev_plain);
+SELECT create_distributed_table('ev_plain', 'customer_id');
+SELECT create_distributed_table('ev_protected', 'customer_id', colocate_with => 'ev_plain');
+INSERT INTO ev_protected SELECT * FROM ev_plain;
+INSERT INTO personalize.consents (subject_id, purpose, granted) SELECT s, 'bench', s % 3 <> 0 FROM generate_series(1, $subjects) s;
+SELECT personalize.protect('ev_protected', 'customer_id', 'bench');
+GRANT USAGE ON SCHEMA personalize TO bench_analyst;
+GRANT SELECT ON personalize.consent_state, ev_plain, ev_protected TO bench_analyst;
+ANALYZE ev_plain; ANALYZE ev_protected;
+SQL
+time_q() {  # $1 query -> seconds (as bench_analyst)
+  psql -At <<SQL | grep -o 'Time: [0-9.]*' | awk '{printf "%.4f\n", \$2 / 1000}'
+SET ROLE bench_analyst;
+\timing on
+$1;
+SQL
+}
+printf '%-34s | %-12s | %-12s | %s\n' query unprotected protected ratio
+for q in "SELECT count(*) FROM %s" "SELECT sum(weight) FROM %s WHERE customer_id = 7"; do
+  a=$(for r in $(seq 1 "$runs"); do time_q "$(printf "$q" ev_plain)"; done | median)
+  b=$(for r in $(seq 1 "$runs"); do time_q "$(printf "$q" ev_protected)"; done | median)
+  printf '%-34s | %-12s | %-12s | %s\n' "$(printf "$q" t | cut -c1-34)" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b / a}')"
+done
+echo "rows seen by the analyst: $(psql -At -c "SET ROLE bench_analyst" -c "SELECT count(*) FROM ev_protected") of $rows"
+psql -c "SELECT personalize.unprotect('ev_protected')" -c "DROP TABLE ev_plain, ev_protected" >/dev/null

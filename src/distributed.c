@@ -192,6 +192,7 @@ msg_finish(StringInfo s)
 typedef struct NodeRun
 {
 	int64		run;
+	Oid			role;			/* whose rows it holds: only that role may use it */
 	int64		token;			/* names this backend's answers */
 	MemoryContext cxt;
 	int64		answered;		/* last round answered */
@@ -243,7 +244,13 @@ node_run_find(int64 run, bool create)
 
 	for (nr = node_runs; nr != NULL; nr = nr->next)
 		if (nr->run == run)
+		{
+			if (nr->role != GetUserId())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("training run " INT64_FORMAT " belongs to another role", run)));
 			return nr;
+		}
 	if (!create)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -258,6 +265,7 @@ node_run_find(int64 run, bool create)
 	cxt = AllocSetContextCreate(TopMemoryContext, "personalize training node", ALLOCSET_DEFAULT_SIZES);
 	nr = MemoryContextAllocZero(cxt, sizeof(NodeRun));
 	nr->run = run;
+	nr->role = GetUserId();
 	nr->cxt = cxt;
 	nr->answered = -1;
 	if (!pg_strong_random(&nr->token, sizeof(nr->token)))
