@@ -924,7 +924,7 @@ on_collect(Driver *dr, Reader *r, void *arg)
 	int32		first = rd_int32(r);
 	int32		count = rd_int32(r);
 	int64		nnz = rd_int64(r);
-	int64	   *indptr = MODEL_SECTION(m, m->off_indptr, int64);
+	int64	   *indptr = model_section(m, SECTION_SEEN_INDPTR);
 	const int32 *indices;
 	const float *weights,
 			   *X;
@@ -943,9 +943,9 @@ on_collect(Driver *dr, Reader *r, void *arg)
 
 		if (at + len > nnz)
 			elog(ERROR, "invalid training chunk");
-		memcpy(MODEL_SECTION(m, m->off_indices, int32) + indptr[g], indices + at, sizeof(int32) * len);
-		memcpy(MODEL_SECTION(m, m->off_weights, float) + indptr[g], weights + at, sizeof(float) * len);
-		memcpy(MODEL_SECTION(m, m->off_user_factors, float) + (Size) g * f, X + (Size) k * f, sizeof(float) * f);
+		memcpy(((int32 *) model_section(m, SECTION_SEEN_ITEMS)) + indptr[g], indices + at, sizeof(int32) * len);
+		memcpy(((float *) model_section(m, SECTION_SEEN_WEIGHTS)) + indptr[g], weights + at, sizeof(float) * len);
+		memcpy(((float *) model_section(m, SECTION_USER_FACTORS)) + (Size) g * f, X + (Size) k * f, sizeof(float) * f);
 		at += len;
 	}
 }
@@ -1289,12 +1289,12 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 		m = model_new(MODEL_ALS, nusers, nitems, sr.nnz, totals[0], totals[1], opts, f, 0, true);
 		MemoryContextSwitchTo(old);
 	}
-	memcpy(MODEL_SECTION(m, m->off_user_ids, int64), user_ids, sizeof(int64) * nusers);
-	memcpy(MODEL_SECTION(m, m->off_item_ids, int64), item_ids, sizeof(int64) * nitems);
-	memcpy(MODEL_SECTION(m, m->off_item_pop, float), sr.pop, sizeof(float) * nitems);
+	memcpy(model_section(m, SECTION_USER_IDS), user_ids, sizeof(int64) * nusers);
+	memcpy(model_section(m, SECTION_ITEM_IDS), item_ids, sizeof(int64) * nitems);
+	memcpy(model_section(m, SECTION_ITEM_POPULARITY), sr.pop, sizeof(float) * nitems);
 	pfree(user_ids);
 	pfree(item_ids);
-	indptr = MODEL_SECTION(m, m->off_indptr, int64);
+	indptr = model_section(m, SECTION_SEEN_INDPTR);
 	indptr[0] = 0;
 	for (int32 u = 0; u < nusers; u++)
 		indptr[u + 1] = indptr[u] + sr.counts[u];
@@ -1302,7 +1302,7 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 	pfree(sr.pop);
 
 	/* item factors: the stream after the users' draws, as als.c draws them */
-	Y = MODEL_SECTION(m, m->off_item_factors, float);
+	Y = model_section(m, SECTION_ITEM_FACTORS);
 	pg_prng_seed(&rng, seed);
 	for (Size i = 0; i < (Size) nusers * f; i++)
 		(void) pg_prng_double(&rng);

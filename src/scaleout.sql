@@ -40,19 +40,23 @@ BEGIN
 	IF personalize.citus_table_type('personalize.consent_state') IS NULL THEN
 		RETURN NULL;	-- not replicated: nothing reads it
 	END IF;
+	-- the transition table of this trigger (consents_inserted or consents_deleted), by name
 	IF TG_OP = 'INSERT' THEN
-		SELECT array_agg(n.subject_id), array_agg(n.purpose), array_agg(n.granted), array_agg(n.seq)
-		INTO subjects, purposes, decisions, seqs
-		FROM (SELECT DISTINCT ON (r.subject_id, r.purpose) r.subject_id, r.purpose, r.granted, r.seq
-		      FROM consents_inserted r ORDER BY r.subject_id, r.purpose, r.seq DESC) n;
+		EXECUTE pg_catalog.format(
+			'SELECT array_agg(n.subject_id), array_agg(n.purpose), array_agg(n.granted), array_agg(n.seq)
+			 FROM (SELECT DISTINCT ON (r.subject_id, r.purpose) r.subject_id, r.purpose, r.granted, r.seq
+			       FROM %I r ORDER BY r.subject_id, r.purpose, r.seq DESC) n', 'consents_inserted')
+		INTO subjects, purposes, decisions, seqs;
 		INSERT INTO personalize.consent_state AS s (subject_id, purpose, granted, seq)
 		SELECT * FROM unnest(subjects, purposes, decisions, seqs)
 		ON CONFLICT (subject_id, purpose) DO UPDATE SET granted = excluded.granted, seq = excluded.seq
 		WHERE s.seq < excluded.seq;
 	ELSE
 		-- erasure (forget): the pairs whose history lost rows get their latest remaining decision
-		SELECT array_agg(d.subject_id), array_agg(d.purpose) INTO subjects, purposes
-		FROM (SELECT DISTINCT r.subject_id, r.purpose FROM consents_deleted r) d;
+		EXECUTE pg_catalog.format(
+			'SELECT array_agg(d.subject_id), array_agg(d.purpose) FROM (SELECT DISTINCT r.subject_id, r.purpose FROM %I r) d',
+			'consents_deleted')
+		INTO subjects, purposes;
 		DELETE FROM personalize.consent_state s
 		USING unnest(subjects, purposes) d(subject_id, purpose)
 		WHERE s.subject_id = d.subject_id AND s.purpose = d.purpose;
@@ -85,39 +89,53 @@ LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	partitions regclass := pg_catalog.to_regclass('pg_catalog.pg_dist_partition');
 	kind text;
 BEGIN
-	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+	IF partitions IS NULL THEN
 		RETURN NULL;
 	END IF;
-	EXECUTE 'SELECT CASE WHEN p.partmethod = ''n'' AND p.repmodel = ''t'' THEN ''reference''
-	                     WHEN p.partmethod = ''n'' AND p.colocationid = 0 THEN ''local''
-	                     ELSE ''distributed'' END
-	         FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1'
+	EXECUTE pg_catalog.format(
+		'SELECT CASE WHEN p.partmethod = ''n'' AND p.repmodel = ''t'' THEN ''reference''
+		             WHEN p.partmethod = ''n'' AND p.colocationid = 0 THEN ''local''
+		             ELSE ''distributed'' END
+		 FROM %s p WHERE p.logicalrelid = $1', partitions)
 		INTO kind USING tbl;
 	RETURN kind;
 END
 $$;
 
--- The consent check of the policy protect() writes on a Citus table, after
--- checking that every node has the consent replica. A function call, no
--- subquery: Citus refuses subqueries in policies, and runs the policy inside
--- each shard query on the node that holds the shard.
-CREATE FUNCTION personalize.citus_consent_predicate(tbl regclass, subject_col name, purpose text) RETURNS text
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+-- The policy expression protect() writes on a Citus table, after checking that
+-- every node has the consent replica: a function call, no subquery (Citus
+-- refuses subqueries in policies and runs the policy inside each shard query,
+-- on the node that holds the shard). The exempt role is named, not looked up in
+-- personalize.protected_tables as on local tables: that table is the
+-- coordinator's alone, and a role's OID differs from node to node. So renaming
+-- the exempt role of a protected Citus table makes its reads fail (closed,
+-- "role does not exist") until unprotect() and protect() again.
+CREATE FUNCTION personalize.citus_consent_predicate(tbl regclass, subject_col name, purpose text, exempt regrole)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF tbl IS NULL OR subject_col IS NULL OR purpose IS NULL THEN
+		RAISE EXCEPTION 'tbl, subject_col and purpose must not be null' USING ERRCODE = '22004';
+	END IF;
 	IF personalize.citus_table_type('personalize.consent_state') IS DISTINCT FROM 'reference' THEN
 		RAISE EXCEPTION 'consent state is not replicated to the Citus nodes'
 			USING ERRCODE = '55000',
 			      DETAIL = pg_catalog.format('"%s" is a Citus table; its policy reads personalize.consent_state on the node that holds the rows.', tbl),
 			      HINT = 'Run SELECT personalize.distribute_catalog() first.';
 	END IF;
-	RETURN pg_catalog.format('personalize.has_consent_on_node(%I.%I, %L)',
+	RETURN CASE WHEN exempt IS NOT NULL THEN
+	         pg_catalog.format('pg_catalog.pg_has_role(%L, ''MEMBER'') OR ', exempt::text) ELSE '' END
+	    || pg_catalog.format('personalize.has_consent_on_node(%I.%I, %L)',
 	                         (SELECT r.relname FROM pg_catalog.pg_class r WHERE r.oid = tbl), subject_col, purpose);
 END
 $$;
+COMMENT ON FUNCTION personalize.citus_consent_predicate(regclass, name, text, regrole) IS
+	'the row-level security expression personalize.protect() writes for a Citus table';
 
 -- ---------------------------------------------------------------- distributed training
 
@@ -140,16 +158,17 @@ LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	partitions regclass := pg_catalog.to_regclass('pg_catalog.pg_dist_partition');
 	tbl regclass;
 	column_name text;
 BEGIN
-	IF pg_catalog.left(relation, 1) = '('
-	   OR pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+	IF pg_catalog.left(relation, 1) = '(' OR partitions IS NULL THEN
 		RETURN NULL;
 	END IF;
 	tbl := pg_catalog.to_regclass(relation);
-	EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) FROM pg_catalog.pg_dist_partition p
-	         WHERE p.logicalrelid = $1 AND p.partmethod = ''h'''
+	EXECUTE pg_catalog.format(
+		'SELECT pg_catalog.%I(p.logicalrelid, p.partkey) FROM %s p WHERE p.logicalrelid = $1 AND p.partmethod = ''h''',
+		'column_to_column_name', partitions)
 		INTO column_name USING tbl;
 	RETURN CASE WHEN column_name = 'user_id' THEN tbl END;
 END
@@ -200,8 +219,9 @@ BEGIN
 	LOOP
 		EXECUTE fk;
 		-- the workers' own copies of the extension's tables become the shells: there too
-		EXECUTE 'SELECT pg_catalog.string_agg(r.nodename || '':'' || r.nodeport || '': '' || r.result, ''; '')
-		         FROM run_command_on_workers($1) r WHERE NOT r.success' INTO failed USING fk;
+		EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(r.nodename || '':'' || r.nodeport || '': '' || r.result, ''; '')
+		                           FROM pg_catalog.%I($1) r WHERE NOT r.success', 'run_command_on_workers')
+			INTO failed USING fk;
 		IF failed IS NOT NULL THEN
 			RAISE EXCEPTION 'cannot prepare the workers'' copies of the extension''s tables: %', failed USING ERRCODE = '55000';
 		END IF;
@@ -225,18 +245,19 @@ BEGIN
 				FROM personalize.consents c ORDER BY c.subject_id, c.purpose, c.seq DESC;
 			END IF;
 			IF t.kind = 'reference' THEN
-				EXECUTE 'SELECT create_reference_table($1)' USING t.tbl;
-				EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING t.tbl;
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1)', 'create_reference_table') USING t.tbl;
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1)', 'truncate_local_data_after_distributing_table') USING t.tbl;
 			ELSIF t.tbl = 'personalize.outcomes'::regclass THEN
-				EXECUTE 'SELECT create_distributed_table($1, $2, colocate_with => ''personalize.assignments'')'
-					USING t.tbl, t.col;
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1, $2, colocate_with => %L)', 'create_distributed_table',
+				                          'personalize.assignments') USING t.tbl, t.col;
 			ELSIF shard_count IS NULL THEN
-				EXECUTE 'SELECT create_distributed_table($1, $2)' USING t.tbl, t.col;
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1, $2)', 'create_distributed_table') USING t.tbl, t.col;
 			ELSE
-				EXECUTE 'SELECT create_distributed_table($1, $2, shard_count => $3)' USING t.tbl, t.col, shard_count;
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1, $2, shard_count => $3)', 'create_distributed_table')
+					USING t.tbl, t.col, shard_count;
 			END IF;
 			IF t.kind = 'distributed' THEN
-				EXECUTE 'SELECT truncate_local_data_after_distributing_table($1)' USING t.tbl;
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1)', 'truncate_local_data_after_distributing_table') USING t.tbl;
 			END IF;
 		END IF;
 		table_name := t.tbl;
