@@ -302,7 +302,8 @@ train_absorb(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
 	{
 		st->null_rows++;
-		PG_RETURN_NULL();		/* an anchor row must have a user_id to route by */
+		if (PG_ARGISNULL(2))
+			PG_RETURN_NULL();	/* an anchor row needs a user_id to be routed by */
 	}
 	else
 	{
