@@ -6,16 +6,19 @@
 #
 #   bash bench/citus.sh               # 10M interactions, 10M assignments
 #   SCALE=0.1 bash bench/citus.sh     # a tenth
+#   PARTS=24 bash bench/citus.sh      # only parts 2 and 4 (below)
 #
 # Prints, with the single-node baseline measured in the same run (median of
 # RUNS, default 3):
 #  1. MovieLens small (skipped without ../shared/data): ALS trained on the nodes
 #     against single-node ALS on the same split, same seed: NDCG@10 of both and
 #     the largest factor difference;
-#  2. personalize.train ALS (64 factors, 15 iterations) over the power-law set of
-#     bench/models.sh: wall time, the coordinator backend's peak RSS (VmHWM) and
-#     the largest node backend's, against the size of the interactions (table,
-#     and the 20 bytes a row the single-node trainer's state holds);
+#  2. ALS (64 factors, 15 iterations) over the power-law set of bench/models.sh,
+#     single-node (serial) and on the nodes: wall time, the coordinator backend's
+#     peak private memory (RssAnon, sampled) and VmHWM, the largest node backend's,
+#     against the size of the interactions (table, and the 20 bytes a row the
+#     single-node trainer's state holds); the model alone (RUNS runs), then
+#     personalize.train storing it (1 run);
 #  3. experiment_results over 10M assignments: seconds, the figures compared with
 #     a local copy (1e-12), and the plan's per-arm aggregation on the workers;
 #  4. consent on shards: a multi-shard and a router query over a protected
@@ -24,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-1}
 runs=${RUNS:-3}
+parts=${PARTS:-1234}
 db=${PGDATABASE:-postgres}
 local_db=pgp_bench_citus_local
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -39,17 +43,18 @@ psql -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS p
      -c "SELECT count(*) FROM personalize.distribute_catalog()" >/dev/null
 # postmasters of the nodes on this machine, to sample their backends' peak RSS
 node_pids=$(psql -At -c "SELECT string_agg(nodeport::text, ' ') FROM pg_dist_node WHERE shouldhaveshards")
-sample_nodes() {  # writes the largest VmHWM (kB) of any backend of the worker clusters until killed
-  local best=0 ports="$node_pids" pp
-  local parents=""
-  for port in $ports; do
+sample_nodes() {  # writes the largest VmHWM (kB) of the worker backends started after it, until killed
+  local best=0 parents="" pp since
+  for port in $node_pids; do
     pp=$(ss -ltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
     parents="$parents $pp"
   done
+  since=$(awk '{print int($22)}' /proc/self/stat)   # clock ticks since boot: older backends are not this run's
   trap 'echo $best > "$1"; exit 0' TERM
   while true; do
     for pp in $parents; do
       for c in $(cat /proc/$pp/task/$pp/children 2>/dev/null); do
+        [ "$(awk '{print int($22)}' /proc/$c/stat 2>/dev/null || echo 0)" -ge "$since" ] || continue
         h=$(hwm_kb "$c"); [ -n "$h" ] && [ "$h" -gt "$best" ] && best=$h
       done
     done
@@ -57,6 +62,7 @@ sample_nodes() {  # writes the largest VmHWM (kB) of any backend of the worker c
   done
 }
 
+if [[ $parts == *1* ]]; then
 # ---------------------------------------------------------------- 1. MovieLens small
 data=${MOVIELENS:-../shared/data/movielens-small}
 echo
@@ -100,7 +106,9 @@ SQL
 else
   echo "== 1. MovieLens small: $data/ratings.csv not found, skipped"
 fi
+fi
 
+if [[ $parts == *2* ]]; then
 # ---------------------------------------------------------------- 2. ALS at scale
 users=$(awk -v s="$scale" 'BEGIN {printf "%d", 200000 * s}')
 items=$(awk -v s="$scale" 'BEGIN {printf "%d", 50000 * (s < 1 ? 0.5 + s / 2 : 1)}')
@@ -124,45 +132,66 @@ SQL
 table_mb=$(psql -At -c "SELECT round(pg_total_relation_size('inter') / 1048576.0)")
 state_mb=$(awk -v r="$rows" 'BEGIN {printf "%d", r * 20 / 1048576}')
 shards=$(psql -At -c "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'inter_dist'::regclass")
-train_once() {  # $1 model, $2 source -> "seconds coordinator_hwm_kb node_hwm_kb"
-  local f; f=$(mktemp)
+# One training in a fresh session: "seconds coordinator_anon_peak_kb coordinator_hwm_kb node_hwm_kb".
+# The coordinator backend's private memory (RssAnon) is sampled every 0.2 s; VmHWM also
+# counts the shared buffers it touched. $1: single|nodes, $2: fit (the model, not stored) | train
+measure_once() {
+  local f pidfile q; f=$(mktemp); pidfile=$(mktemp -u)
+  if [ "$1" = single ]; then
+    [ "$2" = fit ] && q="SELECT personalize.model_info(personalize.als_fit(user_id, item_id, weight, '{}')) - 'options' FROM inter" \
+                   || q="SELECT personalize.train('bench_single', 'als', 'inter', '{}')"
+  else
+    [ "$2" = fit ] && q="SELECT personalize.model_info(personalize.als_fit_distributed('inter_dist', '{}')) - 'options'" \
+                   || q="SELECT personalize.train('bench_nodes', 'als', 'inter_dist', '{}')"
+  fi
   sample_nodes "$f" & local sampler=$!
+  ( best=0; while [ ! -s "$pidfile" ]; do sleep 0.1; done; pid=$(cat "$pidfile")
+    trap 'echo $best > "$pidfile.anon"; exit 0' TERM
+    while [ -d /proc/$pid ]; do
+      a=$(awk '/RssAnon/{print $2}' /proc/$pid/status 2>/dev/null); [ -n "$a" ] && [ "$a" -gt "$best" ] && best=$a
+      sleep 0.2
+    done; echo $best > "$pidfile.anon" ) & local csampler=$!
   local out
   out=$(psql -At -F ' ' <<SQL
 SET client_min_messages = warning;
+SET max_parallel_workers_per_gather = 0;
+SET citus.max_cached_conns_per_worker = 0;
+COPY (SELECT pg_backend_pid()) TO '$pidfile';
 SELECT pg_backend_pid() AS pid \gset
 \timing on
-SELECT personalize.train('$1', 'als', '$2', '{}');
+$q;
 \timing off
-SELECT (regexp_match(pg_read_file('/proc/' || :pid || '/status'), 'VmHWM:\s+(\d+)'))[1];
-SELECT personalize.drop_model('$1');
+SELECT 'hwm', (regexp_match(pg_read_file('/proc/' || :pid || '/status'), 'VmHWM:\s+(\d+)'))[1];
 SQL
 )
-  kill -TERM $sampler; wait $sampler 2>/dev/null || true
+  kill -TERM $sampler $csampler 2>/dev/null; wait $sampler $csampler 2>/dev/null || true
+  psql -c "SET client_min_messages = warning" -c "SELECT count(personalize.drop_model(name)) FROM (SELECT DISTINCT name FROM personalize.models WHERE name LIKE 'bench_%') m" >/dev/null
   local secs; secs=$(grep -o 'Time: [0-9.]*' <<< "$out" | head -1 | awk '{printf "%.1f", $2 / 1000}')
-  local hwm; hwm=$(grep -E '^[0-9]+$' <<< "$out" | tail -1)
-  echo "$secs $hwm $(cat "$f")"; rm -f "$f"
+  local hwm; hwm=$(awk '$1 == "hwm" {print $2}' <<< "$out")
+  echo "$secs $(cat "$pidfile.anon" 2>/dev/null || echo 0) $hwm $(cat "$f")"; rm -f "$f" "$pidfile" "$pidfile.anon"
 }
-declare -A secs coord node
-for kind in single nodes; do
-  src=$([ $kind = single ] && echo inter || echo inter_dist)
-  for r in $(seq 1 "$runs"); do
-    read -r s c n <<< "$(train_once "bench_$kind" "$src")"
-    secs[$kind]+="$s "; coord[$kind]+="$c "; node[$kind]+="$n "
+mb() { awk -v k="$1" 'BEGIN {printf "%.0f", k / 1024}'; }
+med() { tr ' ' '\n' <<< "$1" | grep . | median; }
+printf '%-44s | %-8s | %-22s | %-20s | %s\n' "ALS 64 factors, 15 iterations" "seconds" "coordinator private MB" "coordinator VmHWM MB" "largest node backend MB"
+for what in fit train; do
+  n=$([ $what = fit ] && echo "$runs" || echo 1)
+  for kind in single nodes; do
+    s=""; a=""; h=""; w=""
+    for r in $(seq 1 "$n"); do
+      read -r x y z v <<< "$(measure_once $kind $what)"
+      s+="$x "; a+="$y "; h+="$z "; w+="$v "
+    done
+    label="$([ $kind = single ] && echo "single-node, serial" || echo "on the nodes ($shards shards)"), $([ $what = fit ] && echo "model only ($n runs)" || echo "train() storing it (1 run)")"
+    printf '%-44s | %-8s | %-22s | %-20s | %s\n' "$label" "$(med "$s")" "$(mb "$(med "$a")")" "$(mb "$(med "$h")")" "$(mb "$(med "$w")")"
+    [ $what = fit ] && eval "secs_$kind=\"$s\""
   done
 done
-med() { tr ' ' '\n' <<< "$1" | grep . | median; }
-printf '%-28s | %-10s | %-24s | %-24s\n' "training" "seconds" "coordinator peak RSS MB" "largest node backend MB"
-for kind in single nodes; do
-  label=$([ $kind = single ] && echo "single-node (coordinator)" || echo "on the nodes ($shards shards)")
-  printf '%-28s | %-10s | %-24s | %-24s\n' "$label" "$(med "${secs[$kind]}")" \
-    "$(awk -v k="$(med "${coord[$kind]}")" 'BEGIN {printf "%.0f", k / 1024}')" \
-    "$(awk -v k="$(med "${node[$kind]}")" 'BEGIN {printf "%.0f", k / 1024}')"
-done
-echo "interactions: table $table_mb MB, single-node training state $state_mb MB (20 B a row); runs: ${secs[single]}/ ${secs[nodes]}s"
-echo "time ratio nodes / single: $(awk -v a="$(med "${secs[nodes]}")" -v b="$(med "${secs[single]}")" 'BEGIN {printf "%.2f", a / b}')"
+echo "interactions: table $table_mb MB, single-node training state $state_mb MB (20 B a row); model only runs: $secs_single/ $secs_nodes s"
+echo "time ratio nodes / single (model only): $(awk -v a="$(med "$secs_nodes")" -v b="$(med "$secs_single")" 'BEGIN {printf "%.2f", a / b}')"
 psql -c "DROP TABLE inter, inter_dist"
+fi
 
+if [[ $parts == *3* ]]; then
 # ---------------------------------------------------------------- 3. experiment_results on shards
 units=$rows
 echo
@@ -224,7 +253,9 @@ psql -At -c "EXPLAIN (COSTS OFF) SELECT * FROM personalize.experiment_results WH
   | grep -E 'Distributed Subplan|Task Count|Node: host|GroupAggregate|Group Key: a.experiment, o.metric, a.arm|Seq Scan on (outcomes|assignments)_' | head -8
 psql -c "DELETE FROM personalize.experiments WHERE name = 'big'"
 rm -f /tmp/pgp_readout_* /tmp/pgp_big_*.tsv
+fi
 
+if [[ $parts == *4* ]]; then
 # ---------------------------------------------------------------- 4. consent on shards
 subjects=$(awk -v s="$scale" 'BEGIN {printf "%d", 100000 * s}')
 echo
@@ -245,7 +276,7 @@ GRANT SELECT ON personalize.consent_state, ev_plain, ev_protected TO bench_analy
 ANALYZE ev_plain; ANALYZE ev_protected;
 SQL
 time_q() {  # $1 query -> seconds (as bench_analyst)
-  psql -At <<SQL | grep -o 'Time: [0-9.]*' | awk '{printf "%.4f\n", \$2 / 1000}'
+  psql -At <<SQL | grep -o 'Time: [0-9.]*' | awk '{printf "%.4f\n", $2 / 1000}'
 SET ROLE bench_analyst;
 \timing on
 $1;
@@ -258,4 +289,6 @@ for q in "SELECT count(*) FROM %s" "SELECT sum(weight) FROM %s WHERE customer_id
   printf '%-34s | %-12s | %-12s | %s\n' "$(printf "$q" t | cut -c1-34)" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b / a}')"
 done
 echo "rows seen by the analyst: $(psql -At -c "SET ROLE bench_analyst" -c "SELECT count(*) FROM ev_protected") of $rows"
-psql -c "SELECT personalize.unprotect('ev_protected')" -c "DROP TABLE ev_plain, ev_protected" >/dev/null
+psql -c "SET client_min_messages = warning" -c "SELECT personalize.unprotect('ev_protected')" -c "DROP TABLE ev_plain, ev_protected" >/dev/null
+fi
+

@@ -55,7 +55,7 @@
 
 #define TRAIN_MAGIC 0x50545231	/* "PTR1", native byte order */
 #define ANCHORS_PER_NODE 8
-#define COLLECT_CHUNK_BYTES (64 * 1024 * 1024)
+#define COLLECT_CHUNK_BYTES (8 * 1024 * 1024)
 
 typedef enum TrainCommand
 {
