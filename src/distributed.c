@@ -79,7 +79,9 @@ static void
 rd(Reader *r, void *out, Size len)
 {
 	if ((Size) (r->end - r->p) < len)
-		elog(ERROR, "truncated training message");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("truncated training message")));
 	memcpy(out, r->p, len);
 	r->p += len;
 }
@@ -90,7 +92,9 @@ rd_ref(Reader *r, Size len)
 	const char *at = r->p;
 
 	if ((Size) (r->end - r->p) < len)
-		elog(ERROR, "truncated training message");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("truncated training message")));
 	r->p += len;
 	return at;
 }
@@ -133,8 +137,8 @@ reader_of(bytea *b)
 	rd(&r, &magic, sizeof(magic));
 	if (magic != TRAIN_MAGIC)
 		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("training message from a node of another byte order or version")));
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("not a training message of this version and byte order")));
 	return r;
 }
 
@@ -298,7 +302,9 @@ train_absorb(PG_FUNCTION_ARGS)
 	shard = PG_GETARG_OID(1);
 	st = nr->triples;
 	if (st == NULL)
-		elog(ERROR, "training run " INT64_FORMAT " is past reading rows", nr->run);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("training run " INT64_FORMAT " is past reading rows", nr->run)));
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
 	{
 		st->null_rows++;
@@ -353,7 +359,9 @@ index_of(const int64 *sorted, int32 n, int64 id)
 	const int64 *hit = bsearch(&id, sorted, n, sizeof(int64), cmp_int64_asc);
 
 	if (hit == NULL)
-		elog(ERROR, "id " INT64_FORMAT " is missing from the coordinator's list", id);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("id " INT64_FORMAT " is missing from the coordinator's list", id)));
 	return (int32) (hit - sorted);
 }
 
@@ -408,6 +416,13 @@ node_setup(NodeRun *nr, Reader *r)
 	rd(r, &seed, sizeof(seed));
 	nusers = rd_int32(r);
 	nitems = rd_int32(r);
+	/* the coordinator checked the options; a payload from elsewhere is checked again */
+	if (nr->f < 1 || nr->f > 1024 || nr->cg_steps < 1 || nr->cg_steps > 1024 ||
+		nr->nthreads < 1 || nr->nthreads > 16 || !(nr->alpha >= 0) || isinf(nr->alpha) ||
+		!(nr->reg >= 0) || isinf(nr->reg) || nusers < 0 || nitems < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid training setup message")));
 	user_ids = (const int64 *) rd_ref(r, sizeof(int64) * nusers);
 	item_ids = (const int64 *) rd_ref(r, sizeof(int64) * nitems);
 	nr->nitems = nitems;
@@ -671,6 +686,13 @@ train_round(PG_FUNCTION_ARGS)
 			payload = PG_GETARG_BYTEA_PP(2);
 			r = reader_of(payload);
 			cmd = rd_int32(&r);
+			/* each command in its place: summary once, setup once, the others after setup */
+			if ((cmd == CMD_SUMMARY && nr->triples == NULL) ||
+				(cmd == CMD_SETUP && (nr->d == NULL || nr->X != NULL)) ||
+				(cmd > CMD_SETUP && nr->X == NULL))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("training command %d out of order in run " INT64_FORMAT, cmd, nr->run)));
 			switch (cmd)
 			{
 				case CMD_SUMMARY:
@@ -692,7 +714,9 @@ train_round(PG_FUNCTION_ARGS)
 					answers = node_collect(nr);
 					break;
 				default:
-					elog(ERROR, "unknown training command %d", cmd);
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown training command %d", cmd)));
 			}
 		}
 		fc->user_fctx = answers;

@@ -62,6 +62,8 @@ typedef struct NodeConsent
 	AttrNumber	att_purpose;
 	AttrNumber	att_granted;
 	text	   *purpose;
+	bool		purpose_const;	/* the argument is a constant (as in protect()'s policy) */
+	Pointer		purpose_arg;	/* then: the argument pointer last seen equal to purpose */
 	/* the snapshot the answers were read with */
 	TransactionId xmin;
 	TransactionId xmax;
@@ -281,6 +283,7 @@ has_consent_on_node(PG_FUNCTION_ARGS)
 	Snapshot	snap = GetActiveSnapshot();
 	ConsentAnswer *a;
 	bool		found;
+	bool		same_purpose;
 
 	if (nc == NULL)
 	{
@@ -289,17 +292,33 @@ has_consent_on_node(PG_FUNCTION_ARGS)
 		nc = palloc0(sizeof(NodeConsent));
 		node_consent_locate(nc);
 		nc->answers = consent_answers_create(fcinfo->flinfo->fn_mcxt, 256, NULL);
+		nc->purpose_const = get_fn_expr_arg_stable(fcinfo->flinfo, 1);
 		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = nc;
 	}
-	if (nc->purpose == NULL || !same_snapshot(nc, snap) ||
-		VARSIZE_ANY_EXHDR(purpose) != VARSIZE_ANY_EXHDR(nc->purpose) ||
-		memcmp(VARDATA_ANY(purpose), VARDATA_ANY(nc->purpose), VARSIZE_ANY_EXHDR(purpose)) != 0)
+	/*
+	 * The purpose of a policy is a constant: the same pointer row after row,
+	 * compared once. Any other argument is compared by value on every call
+	 * (a per-row value may reuse the previous row's address).
+	 */
+	if (nc->purpose == NULL)
+		same_purpose = false;
+	else if (nc->purpose_const && (Pointer) purpose == nc->purpose_arg)
+		same_purpose = true;
+	else
+	{
+		same_purpose = VARSIZE_ANY_EXHDR(purpose) == VARSIZE_ANY_EXHDR(nc->purpose) &&
+			memcmp(VARDATA_ANY(purpose), VARDATA_ANY(nc->purpose), VARSIZE_ANY_EXHDR(purpose)) == 0;
+		if (same_purpose)
+			nc->purpose_arg = (Pointer) purpose;
+	}
+	if (!same_purpose || !same_snapshot(nc, snap))
 	{
 		if (nc->purpose != NULL)
 			pfree(nc->purpose);
 		nc->purpose = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, VARSIZE_ANY(purpose));
 		memcpy(nc->purpose, purpose, VARSIZE_ANY(purpose));
+		nc->purpose_arg = (Pointer) purpose;
 		nc->xmin = snap->xmin;
 		nc->xmax = snap->xmax;
 		nc->curcid = snap->curcid;
