@@ -1,7 +1,7 @@
 -- Citus suite, setup: roles, the extension's tables distributed, and what
 -- protect() refuses before that. Runs first (run.sh created the extension).
 SET client_min_messages = warning;
-SELECT plan(12);
+SELECT plan(14);
 
 -- roles are cluster-wide: created once, propagated to the workers by Citus;
 -- LOGIN because Citus connects to the workers as the current role
@@ -54,5 +54,15 @@ SELECT is((SELECT polpermissive FROM pg_policy WHERE polrelid = 'public.early'::
 	true, 'on a Citus table the consent policy is the one permissive policy (Citus drops AS RESTRICTIVE on shards)');
 SELECT personalize.unprotect('public.early');
 DROP TABLE public.early;
+-- a table protected while local: Citus refuses to distribute it with its policy
+CREATE TABLE public.was_local (user_id bigint);
+SELECT personalize.protect('public.was_local', 'user_id', 'p');
+SELECT throws_ok($$SELECT create_distributed_table('public.was_local', 'user_id')$$, '0A000', 'cannot create policy',
+	'a locally protected table is not distributed with a policy Citus cannot run');
+SELECT personalize.unprotect('public.was_local');
+SELECT create_distributed_table('public.was_local', 'user_id', shard_count => 4);
+SELECT lives_ok($$SELECT personalize.protect('public.was_local', 'user_id', 'p')$$, 'unprotect, distribute, protect again');
+SELECT personalize.unprotect('public.was_local');
+DROP TABLE public.was_local;
 
 SELECT * FROM finish();
