@@ -312,28 +312,7 @@ train_absorb(PG_FUNCTION_ARGS)
 			PG_RETURN_NULL();	/* an anchor row needs a user_id to be routed by */
 	}
 	else
-	{
-		float		w = PG_GETARG_FLOAT4(4);
-
-		interactions_check_weight(w);
-		if (st->n == st->capacity)
-		{
-			int64		cap = st->capacity * 2;
-
-			if ((Size) cap * sizeof(int64) > MaxAllocHugeSize / 2)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("too many interactions on one node: " INT64_FORMAT, st->n)));
-			st->users = repalloc_huge(st->users, sizeof(int64) * cap);
-			st->items = repalloc_huge(st->items, sizeof(int64) * cap);
-			st->weights = repalloc_huge(st->weights, sizeof(float) * cap);
-			st->capacity = cap;
-		}
-		st->users[st->n] = PG_GETARG_INT64(2);
-		st->items[st->n] = PG_GETARG_INT64(3);
-		st->weights[st->n] = w;
-		st->n++;
-	}
+		interactions_add(st, PG_GETARG_INT64(2), PG_GETARG_INT64(3), PG_GETARG_FLOAT4(4));
 	if (!OidIsValid(nr->anchor_shard))
 		nr->anchor_shard = shard;
 	if (shard == nr->anchor_shard && nr->anchors < ANCHORS_PER_NODE)
@@ -372,8 +351,7 @@ node_summary(NodeRun *nr)
 	Interactions *d;
 	MemoryContext old = MemoryContextSwitchTo(nr->cxt);
 
-	d = interactions_build(nr->triples);	/* frees the triples */
-	pfree(nr->triples);
+	d = interactions_build(nr->triples);	/* consumes the triples */
 	nr->triples = NULL;
 	nr->d = d;
 	MemoryContextSwitchTo(old);
@@ -1396,5 +1374,5 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 	/* the users' part of the model: seen items, weights and factors */
 	driver_round(&dr, command(CMD_COLLECT), false, true, on_collect, m);
 	driver_finish(&dr);
-	PG_RETURN_POINTER(m);
+	PG_RETURN_DATUM(model_datum(m));	/* a handle when over personalize.model_value_limit (train) */
 }

@@ -95,6 +95,19 @@ state_append(InteractionState *st, int32 u, int32 i, float w)
 	st->n++;
 }
 
+/* One row as the transition function adds it (distributed.c feeds rows here on the nodes). */
+void
+interactions_add(InteractionState *st, int64 user, int64 item, float weight)
+{
+	int32		u,
+				i;
+
+	interactions_check_weight(weight);
+	u = state_index(st, &st->users, user);
+	i = state_index(st, &st->items, item);
+	state_append(st, u, i, weight);
+}
+
 static MemoryContext
 aggregate_context(FunctionCallInfo fcinfo, const char *fname)
 {

@@ -183,6 +183,7 @@ typedef struct InteractionState
 
 extern InteractionState *interactions_state_new(MemoryContext cxt);
 extern void interactions_check_weight(float w);
+extern void interactions_add(InteractionState *st, int64 user, int64 item, float weight);
 extern Jsonb *interactions_options(InteractionState *st);
 
 /* Interactions with dense indexes: CSR by user, duplicates summed. */

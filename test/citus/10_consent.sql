@@ -31,9 +31,9 @@ SELECT s, (s * 7 + k * 13) % 50, 1 + k % 3 FROM generate_series(1, 300) s, gener
 CREATE TABLE public.orders (user_id bigint NOT NULL, amount numeric NOT NULL);
 SELECT create_distributed_table('public.orders', 'user_id', colocate_with => 'public.events');
 INSERT INTO public.orders SELECT s, s * 1.5 FROM generate_series(1, 300) s;
-CREATE TABLE public.segments (user_id bigint NOT NULL, segment text NOT NULL);
-SELECT create_reference_table('public.segments');
-INSERT INTO public.segments SELECT s, 'seg' || s % 4 FROM generate_series(1, 300) s;
+CREATE TABLE public.consent_segments (user_id bigint NOT NULL, segment text NOT NULL);
+SELECT create_reference_table('public.consent_segments');
+INSERT INTO public.consent_segments SELECT s, 'seg' || s % 4 FROM generate_series(1, 300) s;
 CREATE TABLE public.copy_dist (user_id bigint, item_id bigint, weight real);
 SELECT create_distributed_table('public.copy_dist', 'user_id', colocate_with => 'public.events');
 CREATE TABLE public.copy_local (user_id bigint, item_id bigint, weight real);
@@ -55,7 +55,7 @@ SELECT is((SELECT count(DISTINCT user_id) FROM public.visible), 200::bigint, 'th
 
 SELECT lives_ok($$SELECT personalize.protect('public.events', 'user_id', 'personalization', 'pz_admin')$$, 'protect a distributed table');
 SELECT lives_ok($$SELECT personalize.protect('public.orders', 'user_id', 'personalization')$$, 'protect a co-located table');
-SELECT lives_ok($$SELECT personalize.protect('public.segments', 'user_id', 'personalization')$$, 'protect a reference table');
+SELECT lives_ok($$SELECT personalize.protect('public.consent_segments', 'user_id', 'personalization')$$, 'protect a reference table');
 SELECT is((SELECT array_agg(DISTINCT result) FROM run_command_on_shards('public.events',
 	$$SELECT count(*) FROM pg_policy WHERE polrelid = '%s'::regclass AND polpermissive
 	  AND pg_get_expr(polqual, polrelid) LIKE '%%has_consent_on_node%%'$$)), '{1}',
@@ -64,10 +64,10 @@ SELECT is((SELECT array_agg(DISTINCT result) FROM run_command_on_shards('public.
 GRANT USAGE ON SCHEMA personalize TO pz_analyst, pz_admin, pz_blind, pz_owner;
 GRANT SELECT ON personalize.consent_state TO pz_analyst, pz_admin, pz_owner;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.events TO pz_analyst, pz_admin, pz_blind;
-GRANT SELECT ON public.orders, public.segments TO pz_analyst, pz_admin;
+GRANT SELECT ON public.orders, public.consent_segments TO pz_analyst, pz_admin;
 GRANT INSERT, SELECT ON public.copy_dist, public.copy_local TO pz_analyst;
-GRANT SELECT, INSERT, UPDATE ON personalize.models TO pz_analyst;
-GRANT SELECT, INSERT, UPDATE, DELETE ON personalize.train_runs TO pz_analyst;
+-- training: the analyst role of the extension (administration.md), which has what train() needs
+SELECT personalize.grant_analyst('pz_analyst');
 GRANT SELECT ON public.all_rows, public.visible TO pz_analyst, pz_admin, pz_blind, pz_owner;
 ALTER TABLE public.orders OWNER TO pz_owner;
 
@@ -87,8 +87,8 @@ SELECT is(pg_temp.q($q$SELECT count(*) FROM public.orders WHERE user_id IN (SELE
 	'subquery in WHERE');
 SELECT is(pg_temp.q($q$WITH x AS (SELECT user_id, row_number() OVER (PARTITION BY user_id) AS rn FROM public.events)
            SELECT count(*) FROM x WHERE rn = 1$q$), (200::bigint)::numeric, 'CTE with a window partitioned by the distribution column');
-SELECT is(pg_temp.q($q$SELECT count(*) FROM public.segments$q$), (200::bigint)::numeric, 'reference table: the consenting subjects only');
-SELECT is(pg_temp.q($q$SELECT count(*) FROM public.events e JOIN public.segments s USING (user_id) WHERE s.segment = 'seg1'$q$), ((SELECT count(*) FROM public.visible WHERE user_id % 4 = 1))::numeric, 'join with a protected reference table');
+SELECT is(pg_temp.q($q$SELECT count(*) FROM public.consent_segments$q$), (200::bigint)::numeric, 'reference table: the consenting subjects only');
+SELECT is(pg_temp.q($q$SELECT count(*) FROM public.events e JOIN public.consent_segments s USING (user_id) WHERE s.segment = 'seg1'$q$), ((SELECT count(*) FROM public.visible WHERE user_id % 4 = 1))::numeric, 'join with a protected reference table');
 SET citus.enable_repartition_joins = on;
 SELECT is(pg_temp.q($q$SELECT count(*) FROM public.events a JOIN public.events b ON a.item_id = b.item_id$q$), ((SELECT sum(n * n)::bigint FROM (SELECT count(*) AS n FROM public.visible GROUP BY item_id) c))::numeric,
 	'repartition join on a non-distribution column');
@@ -201,8 +201,8 @@ SELECT is((SELECT removed FROM personalize.forget(5) WHERE object = 'public.even
 SELECT is((SELECT count(*) FROM personalize.consent_state WHERE subject_id = 5), 0::bigint, 'and their replicated consent state');
 
 SELECT personalize.unprotect('public.events');
-SELECT personalize.unprotect('public.segments');
-DROP TABLE public.events, public.orders, public.segments, public.copy_dist, public.copy_local, public.all_rows,
+SELECT personalize.unprotect('public.consent_segments');
+DROP TABLE public.events, public.orders, public.consent_segments, public.copy_dist, public.copy_local, public.all_rows,
 	public.latest, public.visible;
 SELECT count(personalize.drop_model(name)) FROM (SELECT DISTINCT name FROM personalize.models) m;
 SELECT * FROM finish();

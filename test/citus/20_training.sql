@@ -46,11 +46,11 @@ SELECT personalize.train('single', 'als', 'public.train_local', :'opts');
 SELECT personalize.train('nodes', 'als', 'public.train_dist', :'opts');
 SELECT personalize.train('gathered', 'als', 'public.by_item', :'opts');
 
-SELECT is((SELECT personalize.model_info(model) - 'bytes' - 'loss' FROM personalize.models WHERE name = 'nodes'),
-          (SELECT personalize.model_info(model) - 'bytes' - 'loss' FROM personalize.models WHERE name = 'single'),
+SELECT is((SELECT personalize.model_info(personalize.model_export('nodes', 1)) - 'bytes' - 'loss'),
+          (SELECT personalize.model_info(personalize.model_export('single', 1)) - 'bytes' - 'loss'),
 	'same rows, NULL rows, users, items, pairs and options');
-SELECT is((SELECT (personalize.model_info(model) ->> 'bytes')::bigint FROM personalize.models WHERE name = 'nodes'),
-          (SELECT (personalize.model_info(model) ->> 'bytes')::bigint FROM personalize.models WHERE name = 'single'),
+SELECT is((SELECT (personalize.model_info(personalize.model_export('nodes', 1)) ->> 'bytes')::bigint),
+          (SELECT (personalize.model_info(personalize.model_export('single', 1)) ->> 'bytes')::bigint),
 	'the same model size');
 SELECT results_eq($$SELECT id FROM personalize.user_embeddings('nodes') ORDER BY id$$,
                   $$SELECT id FROM personalize.user_embeddings('single') ORDER BY id$$, 'the same users in the same order');
@@ -75,8 +75,8 @@ SELECT cmp_ok((SELECT diff / scale FROM public.factor_diff WHERE side = 'user'),
 SELECT cmp_ok((SELECT diff / scale FROM public.factor_diff WHERE side = 'item'), '<', 2e-3::float8,
 	'item factors equal to float rounding');
 SELECT cmp_ok((SELECT abs(n.loss - s.loss) / s.loss FROM
-	(SELECT (personalize.model_info(model) ->> 'loss')::float8 AS loss FROM personalize.models WHERE name = 'nodes') n,
-	(SELECT (personalize.model_info(model) ->> 'loss')::float8 AS loss FROM personalize.models WHERE name = 'single') s),
+	(SELECT (personalize.model_info(personalize.model_export('nodes', 1)) ->> 'loss')::float8 AS loss) n,
+	(SELECT (personalize.model_info(personalize.model_export('single', 1)) ->> 'loss')::float8 AS loss) s),
 	'<', 1e-4::float8, 'the same loss');
 
 -- held-out NDCG@10, seen items excluded
@@ -93,13 +93,13 @@ BEGIN
 END $$;
 SET client_min_messages = warning;
 SELECT cmp_ok(abs(pg_temp.ndcg('nodes') - pg_temp.ndcg('single')), '<', 1e-3::float8, 'the same held-out NDCG@10');
-SELECT is((SELECT model::text FROM personalize.models WHERE name = 'gathered'),
-          (SELECT model::text FROM personalize.models WHERE name = 'single'), 'a gathered table trains the single-node model exactly');
+SELECT is((SELECT personalize.model_export('gathered', 1)::text),
+          (SELECT personalize.model_export('single', 1)::text), 'a gathered table trains the single-node model exactly');
 
 SELECT personalize.train('single0', 'als', 'public.train_local', '{"factors": 8, "iterations": 0, "seed": 3}');
 SELECT personalize.train('nodes0', 'als', 'public.train_dist', '{"factors": 8, "iterations": 0, "seed": 3}');
-SELECT is((SELECT model::text FROM personalize.models WHERE name = 'nodes0'),
-          (SELECT model::text FROM personalize.models WHERE name = 'single0'),
+SELECT is((SELECT personalize.model_export('nodes0', 1)::text),
+          (SELECT personalize.model_export('single0', 1)::text),
 	'without iterations the models are byte for byte equal (starting factors drawn from the same stream)');
 
 -- a transaction that already holds several connections per node (a slow parallel query first)
@@ -114,8 +114,8 @@ SELECT personalize.train('in_block', 'als', 'public.train_dist', :'opts');
 COMMIT;
 SELECT cmp_ok((SELECT count(*) FROM backends), '>', 2::bigint,
 	'(the transaction had opened more than one connection per worker before training)');
-SELECT is((SELECT model::text FROM personalize.models WHERE name = 'in_block'),
-          (SELECT model::text FROM personalize.models WHERE name = 'nodes'),
+SELECT is((SELECT personalize.model_export('in_block', 1)::text),
+          (SELECT personalize.model_export('nodes', 1)::text),
 	'trained inside a transaction that holds other connections: the same model');
 SELECT is((SELECT count(*) FROM personalize.train_runs), 0::bigint, 'no run row is left behind');
 

@@ -35,7 +35,7 @@ for n in $nodes; do
 port = $p
 listen_addresses = 'localhost'
 unix_socket_directories = '$base'
-shared_preload_libraries = 'citus'
+shared_preload_libraries = 'citus,pg_personalize'
 max_connections = 200
 max_worker_processes = 16
 fsync = off
