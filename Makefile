@@ -6,9 +6,9 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).co
 MODULE_big = $(EXTENSION)
 # One concern per file; the install script is assembled from the SQL beside
 # each C file, in this order (later parts may use earlier ones).
-CONCERNS = embedding sqlsource statistics evaluation classification model modelstore modelcache interactions popularity itemknn als bpr hybrid dp editorial serving explain classifier logistic calibration uplift quality drift progress
+CONCERNS = embedding sqlsource statistics evaluation classification model modelstore modelcache interactions popularity itemknn als bpr hybrid dp editorial serving explain classifier logistic calibration uplift quality drift progress nodeconsent distributed
 # Concerns written in SQL only (no C file); assembled after the C concerns.
-SQL_ONLY_CONCERNS = registry experiments fairness consent privacy_report roles refresh schedule
+SQL_ONLY_CONCERNS = registry experiments fairness consent privacy_report scaleout roles refresh schedule
 OBJS = src/pg_personalize.o src/distance.o src/sgd.o $(patsubst %,src/%.o,$(CONCERNS))
 SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS) $(SQL_ONLY_CONCERNS))
 
@@ -39,7 +39,7 @@ include $(PGXS)
 src/distance.o: override CFLAGS += -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math
 src/distance.bc: override BITCODE_CFLAGS += -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math
 # Training and serving kernels: the same, at -O3 (the CG and scoring loops).
-MODEL_KERNELS = src/als.o src/itemknn.o src/serving.o src/logistic.o src/sgd.o
+MODEL_KERNELS = src/als.o src/itemknn.o src/serving.o src/logistic.o src/sgd.o src/distributed.o
 $(MODEL_KERNELS): override CFLAGS += -O3 -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math
 
 # PGXS does not track header dependencies: rebuild every object when a header changes

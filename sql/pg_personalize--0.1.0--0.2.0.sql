@@ -2461,3 +2461,542 @@ END
 $$;
 COMMENT ON FUNCTION personalize.privacy_report(text, text, double precision[], jsonb, integer, integer[]) IS
 	'ranking utility of the private and feature-minimised variants next to the non-private models, on one split';
+
+-- ==== scale-out on Citus (issue 14) ====
+-- consent on Citus tables (a replica of the latest decisions, checked on the node that
+-- holds the rows), distributed training, distributing the extension's tables.
+-- protect() picks the mechanism for Citus tables; train() trains ALS on the nodes.
+
+-- nodeconsent: the consent check of a policy on a Citus table, local to the
+-- node that holds the rows (it reads the node's copy of personalize.consent_state,
+-- defined with the scale-out objects in scaleout.sql).
+
+CREATE FUNCTION personalize.has_consent_on_node(subject_id bigint, purpose text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'has_consent_on_node' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION personalize.has_consent_on_node(bigint, text) IS
+	'has_consent read from this node''s copy of personalize.consent_state: the check of policies on Citus tables';
+
+-- distributed: ALS trained from a Citus table distributed by user_id, without
+-- gathering its rows (distributed.c). personalize.train calls it for such a
+-- table; the node functions are called by its queries on the nodes.
+
+CREATE FUNCTION personalize.train_absorb(run bigint, shard oid, user_id bigint, item_id bigint, weight real)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'train_absorb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.train_absorb(bigint, oid, bigint, bigint, real) IS
+	'distributed training, on a node: keep one row of the run in this backend; the backend''s token for its anchor rows';
+
+CREATE FUNCTION personalize.train_round(run bigint, round bigint, payload bytea) RETURNS SETOF bytea
+	AS 'MODULE_PATHNAME', 'train_round' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.train_round(bigint, bigint, bytea) IS
+	'distributed training, on a node: answer one round of the coordinator for this backend''s rows';
+
+CREATE FUNCTION personalize.als_fit_distributed(source regclass, options jsonb DEFAULT '{}')
+	RETURNS personalize.model
+	AS 'MODULE_PATHNAME', 'als_fit_distributed' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.als_fit_distributed(regclass, jsonb) IS
+	'the ALS model of als_fit over a Citus table distributed by user_id, trained on the nodes that hold the rows';
+
+-- scaleout: pg_personalize on a Citus cluster. The latest consent decision per
+-- subject and purpose, replicated to every node; the policy protect() writes on
+-- Citus tables; distributing the extension's own tables. Without Citus the
+-- replica is an ordinary table kept by the same trigger, and nothing else here
+-- does anything. Read doc/scale-out.md first.
+
+-- ---------------------------------------------------------------- consent replica
+
+-- The latest decision of personalize.consents per (subject_id, purpose), for
+-- Citus: distribute_catalog() fills it from the history and makes it a
+-- reference table; from then on a trigger keeps it in the transaction that
+-- records a decision, so every node has a copy written with the decision in one
+-- two-phase commit, and the policy of a protected Citus table reads the copy of
+-- the node it runs on (has_consent_on_node). Without Citus it stays empty and
+-- recording a decision needs no privilege on it. A table of its own because
+-- Citus refuses triggers on reference tables, and the history keeps its
+-- append-only trigger.
+CREATE TABLE personalize.consent_state (
+	subject_id bigint NOT NULL,
+	purpose text NOT NULL,
+	granted boolean NOT NULL,
+	seq bigint NOT NULL,
+	PRIMARY KEY (subject_id, purpose)
+);
+COMMENT ON TABLE personalize.consent_state IS 'latest consent decision per subject and purpose, kept from personalize.consents; a reference table on Citus';
+
+-- Statement-level: one write of the replica per statement on the history (one
+-- distributed upsert, not one per row). The transition rows are read
+-- into arrays first: Citus cannot plan a query on a transition table.
+CREATE FUNCTION personalize.consent_state_sync() RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	subjects bigint[];
+	purposes text[];
+	decisions boolean[];
+	seqs bigint[];
+BEGIN
+	IF personalize.citus_table_type('personalize.consent_state') IS NULL THEN
+		RETURN NULL;	-- not replicated: nothing reads it
+	END IF;
+	-- the transition table of this trigger (consents_inserted or consents_deleted), by name
+	IF TG_OP = 'INSERT' THEN
+		EXECUTE pg_catalog.format(
+			'SELECT array_agg(n.subject_id), array_agg(n.purpose), array_agg(n.granted), array_agg(n.seq)
+			 FROM (SELECT DISTINCT ON (r.subject_id, r.purpose) r.subject_id, r.purpose, r.granted, r.seq
+			       FROM %I r ORDER BY r.subject_id, r.purpose, r.seq DESC) n', 'consents_inserted')
+		INTO subjects, purposes, decisions, seqs;
+		INSERT INTO personalize.consent_state AS s (subject_id, purpose, granted, seq)
+		SELECT * FROM unnest(subjects, purposes, decisions, seqs)
+		ON CONFLICT (subject_id, purpose) DO UPDATE SET granted = excluded.granted, seq = excluded.seq
+		WHERE s.seq < excluded.seq;
+	ELSE
+		-- erasure (forget): the pairs whose history lost rows get their latest remaining decision
+		EXECUTE pg_catalog.format(
+			'SELECT array_agg(d.subject_id), array_agg(d.purpose) FROM (SELECT DISTINCT r.subject_id, r.purpose FROM %I r) d',
+			'consents_deleted')
+		INTO subjects, purposes;
+		DELETE FROM personalize.consent_state s
+		USING unnest(subjects, purposes) d(subject_id, purpose)
+		WHERE s.subject_id = d.subject_id AND s.purpose = d.purpose;
+		SELECT array_agg(n.subject_id), array_agg(n.purpose), array_agg(n.granted), array_agg(n.seq)
+		INTO subjects, purposes, decisions, seqs
+		FROM (SELECT DISTINCT ON (c.subject_id, c.purpose) c.subject_id, c.purpose, c.granted, c.seq
+		      FROM personalize.consents c
+		      JOIN unnest(subjects, purposes) d(subject_id, purpose) ON c.subject_id = d.subject_id AND c.purpose = d.purpose
+		      ORDER BY c.subject_id, c.purpose, c.seq DESC) n;
+		INSERT INTO personalize.consent_state (subject_id, purpose, granted, seq)
+		SELECT * FROM unnest(subjects, purposes, decisions, seqs);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER consent_state_insert AFTER INSERT ON personalize.consents
+	REFERENCING NEW TABLE AS consents_inserted
+	FOR EACH STATEMENT EXECUTE FUNCTION personalize.consent_state_sync();
+CREATE TRIGGER consent_state_delete AFTER DELETE ON personalize.consents
+	REFERENCING OLD TABLE AS consents_deleted
+	FOR EACH STATEMENT EXECUTE FUNCTION personalize.consent_state_sync();
+
+-- ---------------------------------------------------------------- Citus tables
+
+-- 'distributed', 'reference' or 'local' (a Citus local table) for a table in
+-- Citus's metadata; NULL otherwise, and always NULL without Citus.
+CREATE FUNCTION personalize.citus_table_type(tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	partitions regclass := pg_catalog.to_regclass('pg_catalog.pg_dist_partition');
+	kind text;
+BEGIN
+	IF partitions IS NULL THEN
+		RETURN NULL;
+	END IF;
+	EXECUTE pg_catalog.format(
+		'SELECT CASE WHEN p.partmethod = ''n'' AND p.repmodel = ''t'' THEN ''reference''
+		             WHEN p.partmethod = ''n'' AND p.colocationid = 0 THEN ''local''
+		             ELSE ''distributed'' END
+		 FROM %s p WHERE p.logicalrelid = $1', partitions)
+		INTO kind USING tbl;
+	RETURN kind;
+END
+$$;
+
+-- The policy expression protect() writes on a Citus table, after checking that
+-- every node has the consent replica: a function call, no subquery (Citus
+-- refuses subqueries in policies and runs the policy inside each shard query,
+-- on the node that holds the shard). The exempt role is named, not looked up in
+-- personalize.protected_tables as on local tables: that table is the
+-- coordinator's alone, and a role's OID differs from node to node. So renaming
+-- the exempt role of a protected Citus table makes its reads fail (closed,
+-- "role does not exist") until unprotect() and protect() again.
+CREATE FUNCTION personalize.citus_consent_predicate(tbl regclass, subject_col name, purpose text, exempt regrole)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF tbl IS NULL OR subject_col IS NULL OR purpose IS NULL THEN
+		RAISE EXCEPTION 'tbl, subject_col and purpose must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF personalize.citus_table_type('personalize.consent_state') IS DISTINCT FROM 'reference' THEN
+		RAISE EXCEPTION 'consent state is not replicated to the Citus nodes'
+			USING ERRCODE = '55000',
+			      DETAIL = pg_catalog.format('"%s" is a Citus table; its policy reads personalize.consent_state on the node that holds the rows.', tbl),
+			      HINT = 'Run SELECT personalize.distribute_catalog() first.';
+	END IF;
+	RETURN CASE WHEN exempt IS NOT NULL THEN
+	         pg_catalog.format('pg_catalog.pg_has_role(%L, ''MEMBER'') OR ', exempt::text) ELSE '' END
+	    || pg_catalog.format('personalize.has_consent_on_node(%I.%I, %L)',
+	                         (SELECT r.relname FROM pg_catalog.pg_class r WHERE r.oid = tbl), subject_col, purpose);
+END
+$$;
+COMMENT ON FUNCTION personalize.citus_consent_predicate(regclass, name, text, regrole) IS
+	'the row-level security expression personalize.protect() writes for a Citus table';
+
+-- ---------------------------------------------------------------- distributed training
+
+-- One row per training run in progress (personalize.als_fit_distributed),
+-- written when the run starts and deleted when it ends, inside the training
+-- transaction. A reference table on Citus: every query of the run joins it, so
+-- Citus sends each node's tasks over the one connection that wrote the node's
+-- copy, to the backend that holds the node's part of the run.
+CREATE TABLE personalize.train_runs (
+	run bigint PRIMARY KEY
+);
+COMMENT ON TABLE personalize.train_runs IS 'distributed trainings in progress (rows live only inside the training transaction)';
+
+-- The table train() can read on the Citus nodes without gathering its rows:
+-- relation (a FROM item as personalize.source_sql returns it) is a qualified
+-- name of a hash-distributed table whose distribution column is user_id. NULL
+-- otherwise (a query, a view, a reference or local table, no Citus).
+CREATE FUNCTION personalize.distributed_training_source(relation text) RETURNS regclass
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	partitions regclass := pg_catalog.to_regclass('pg_catalog.pg_dist_partition');
+	tbl regclass;
+	column_name text;
+BEGIN
+	IF pg_catalog.left(relation, 1) = '(' OR partitions IS NULL THEN
+		RETURN NULL;
+	END IF;
+	tbl := pg_catalog.to_regclass(relation);
+	EXECUTE pg_catalog.format(
+		'SELECT pg_catalog.%I(p.logicalrelid, p.partkey) FROM %s p WHERE p.logicalrelid = $1 AND p.partmethod = ''h''',
+		'column_to_column_name', partitions)
+		INTO column_name USING tbl;
+	RETURN CASE WHEN column_name = 'user_id' THEN tbl END;
+END
+$$;
+
+-- ---------------------------------------------------------------- distributing the extension's tables
+
+-- Run once on the coordinator, as the extension's owner: the consent replica
+-- and the experiments' catalogs become reference tables, assignments and
+-- outcomes are distributed by unit_id (co-located with each other and with any
+-- table distributed by a bigint column with the same shard count). Tables
+-- already distributed are left as they are; returns what it did.
+CREATE FUNCTION personalize.distribute_catalog(shard_count integer DEFAULT NULL)
+RETURNS TABLE (table_name regclass, citus_type text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t record;
+	fks text[];
+	fk text;
+	failed text;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RAISE EXCEPTION 'the citus extension is not installed in this database' USING ERRCODE = '0A000';
+	END IF;
+	IF shard_count IS NOT NULL AND shard_count < 1 THEN
+		RAISE EXCEPTION 'shard_count must be positive, not %', shard_count USING ERRCODE = '22023';
+	END IF;
+	-- one connection per node: reference tables are written after distributed ones in this transaction
+	PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+	-- Citus would turn the tables referencing a new reference table into
+	-- Citus local tables, recreating the extension's views over them (which
+	-- it cannot): the foreign keys are dropped first and added back once every
+	-- table is distributed (distributed -> reference keys are supported).
+	SELECT array_agg(pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
+	                                   pg_catalog.pg_get_constraintdef(c.oid)) ORDER BY c.conrelid, c.conname)
+	INTO fks
+	FROM pg_catalog.pg_constraint c
+	WHERE c.contype = 'f' AND c.conrelid IN ('personalize.experiment_arms'::regclass, 'personalize.assignments'::regclass,
+	                                         'personalize.experiment_strata'::regclass, 'personalize.outcomes'::regclass)
+	  AND personalize.citus_table_type(c.conrelid) IS NULL;
+	FOR fk IN SELECT pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', c.conrelid::regclass, c.conname)
+	          FROM pg_catalog.pg_constraint c
+	          WHERE c.contype = 'f' AND c.conrelid IN ('personalize.experiment_arms'::regclass, 'personalize.assignments'::regclass,
+	                                                   'personalize.experiment_strata'::regclass, 'personalize.outcomes'::regclass)
+	            AND personalize.citus_table_type(c.conrelid) IS NULL
+	LOOP
+		EXECUTE fk;
+		-- the workers' own copies of the extension's tables become the shells: there too
+		EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(r.nodename || '':'' || r.nodeport || '': '' || r.result, ''; '')
+		                           FROM pg_catalog.%I($1) r WHERE NOT r.success', 'run_command_on_workers')
+			INTO failed USING fk;
+		IF failed IS NOT NULL THEN
+			RAISE EXCEPTION 'cannot prepare the workers'' copies of the extension''s tables: %', failed USING ERRCODE = '55000';
+		END IF;
+	END LOOP;
+	FOR t IN SELECT * FROM (VALUES
+		(1, 'personalize.consent_state'::regclass, 'reference', NULL::text),
+		(1, 'personalize.train_runs'::regclass, 'reference', NULL),
+		(2, 'personalize.experiments'::regclass, 'reference', NULL),
+		(3, 'personalize.experiment_arms'::regclass, 'reference', NULL),
+		(4, 'personalize.experiment_strata'::regclass, 'reference', NULL),
+		(5, 'personalize.assignments'::regclass, 'distributed', 'unit_id'),
+		(6, 'personalize.outcomes'::regclass, 'distributed', 'unit_id')) v(pos, tbl, kind, col)
+		ORDER BY v.pos
+	LOOP
+		IF personalize.citus_table_type(t.tbl) IS NULL THEN
+			IF t.tbl = 'personalize.consent_state'::regclass THEN
+				-- the replica starts from the history; the trigger keeps it from now on
+				DELETE FROM personalize.consent_state;
+				INSERT INTO personalize.consent_state (subject_id, purpose, granted, seq)
+				SELECT DISTINCT ON (c.subject_id, c.purpose) c.subject_id, c.purpose, c.granted, c.seq
+				FROM personalize.consents c ORDER BY c.subject_id, c.purpose, c.seq DESC;
+			END IF;
+			IF t.kind = 'reference' THEN
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1)', 'create_reference_table') USING t.tbl;
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1)', 'truncate_local_data_after_distributing_table') USING t.tbl;
+			ELSIF t.tbl = 'personalize.outcomes'::regclass THEN
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1, $2, colocate_with => %L)', 'create_distributed_table',
+				                          'personalize.assignments') USING t.tbl, t.col;
+			ELSIF shard_count IS NULL THEN
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1, $2)', 'create_distributed_table') USING t.tbl, t.col;
+			ELSE
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1, $2, shard_count => $3)', 'create_distributed_table')
+					USING t.tbl, t.col, shard_count;
+			END IF;
+			IF t.kind = 'distributed' THEN
+				EXECUTE pg_catalog.format('SELECT pg_catalog.%I($1)', 'truncate_local_data_after_distributing_table') USING t.tbl;
+			END IF;
+		END IF;
+		table_name := t.tbl;
+		citus_type := personalize.citus_table_type(t.tbl);
+		RETURN NEXT;
+	END LOOP;
+	FOREACH fk IN ARRAY coalesce(fks, '{}') LOOP
+		EXECUTE fk;
+	END LOOP;
+END
+$$;
+
+-- the roles' privileges on the new tables (roles.sql)
+GRANT SELECT ON personalize.consent_state TO personalize_analyst;
+GRANT SELECT, INSERT, DELETE ON personalize.train_runs TO personalize_analyst;
+GRANT INSERT, UPDATE, DELETE ON personalize.consent_state TO personalize_admin;
+
+-- protect(): the policy of a Citus table (consent.sql)
+CREATE OR REPLACE FUNCTION personalize.protect(tbl regclass, subject_col name, purpose text, exempt regrole DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel record;
+	coltype regtype;
+	citus boolean;
+BEGIN
+	IF tbl IS NULL OR subject_col IS NULL OR purpose IS NULL THEN
+		RAISE EXCEPTION 'tbl, subject_col and purpose must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF purpose = '' THEN
+		RAISE EXCEPTION 'purpose must not be empty' USING ERRCODE = '22023';
+	END IF;
+	SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO rel FROM pg_class c WHERE c.oid = tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '42809';
+	END IF;
+	SELECT a.atttypid INTO coltype FROM pg_attribute a
+	WHERE a.attrelid = tbl AND a.attname = subject_col AND a.attnum > 0 AND NOT a.attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', subject_col, tbl USING ERRCODE = '42703';
+	END IF;
+	IF coltype NOT IN ('bigint'::regtype, 'integer'::regtype, 'smallint'::regtype) THEN
+		RAISE EXCEPTION 'column "%" is of type %, expected bigint, integer or smallint', subject_col, coltype
+			USING ERRCODE = '42804';
+	END IF;
+	IF EXISTS (SELECT FROM personalize.protected_tables p WHERE p.relid = tbl) THEN
+		RAISE EXCEPTION 'relation "%" is already protected', tbl USING ERRCODE = '42710',
+			HINT = 'Call personalize.unprotect() first.';
+	END IF;
+
+	IF personalize.citus_table_type(tbl) IS NOT NULL THEN
+		-- A Citus table: the check local to each node (scaleout.sql). Citus
+		-- re-creates a table's policies on its shards without AS RESTRICTIVE,
+		-- so the consent policy must be the only, permissive, one.
+		citus := true;
+		IF rel.relrowsecurity OR EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = tbl) THEN
+			RAISE EXCEPTION 'cannot protect Citus table "%" that has row-level security or policies already', tbl
+				USING ERRCODE = '0A000',
+				      DETAIL = 'Citus turns restrictive policies into permissive ones on the shards, so consent could not narrow an existing policy there.';
+		END IF;
+		EXECUTE pg_catalog.format('CREATE POLICY personalize_consent ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (true)',
+		                          tbl, personalize.citus_consent_predicate(tbl, subject_col, purpose, exempt));
+	ELSE
+		-- Restrictive, so that it narrows any policy the table already has
+		-- instead of widening it; inserts are not checked (rows of subjects
+		-- without consent may be stored, they stay invisible).
+		citus := false;
+		EXECUTE pg_catalog.format('CREATE POLICY personalize_consent ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (true)',
+		                          tbl, personalize.consent_predicate(tbl, subject_col, purpose, exempt IS NOT NULL));
+	END IF;
+	IF NOT rel.relrowsecurity THEN
+		-- RLS was off: every row was visible, keep that for consented rows
+		-- (on Citus the consent policy is the permissive one itself).
+		IF NOT citus THEN
+			EXECUTE pg_catalog.format('CREATE POLICY personalize_rows ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (true) WITH CHECK (true)', tbl);
+		END IF;
+		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+	END IF;
+	EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+
+	INSERT INTO personalize.protected_tables (relid, subject_col, purpose, exempt_role, rls_was_enabled, rls_was_forced)
+	VALUES (tbl, subject_col, purpose, exempt, rel.relrowsecurity, rel.relforcerowsecurity);
+END
+$$;
+
+-- experiment_metric_check(): an EXISTS that Citus can plan over distributed outcomes (experiments.sql)
+CREATE OR REPLACE FUNCTION personalize.experiment_metric_check(experiment text, metric text) RETURNS personalize.experiments
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	e personalize.experiments;
+BEGIN
+	IF experiment IS NULL OR metric IS NULL THEN
+		RAISE EXCEPTION 'experiment and metric must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	SELECT * INTO e FROM personalize.experiments x WHERE x.name = experiment_metric_check.experiment;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'experiment "%" does not exist', experiment USING ERRCODE = '42704';
+	END IF;
+	-- SELECT 1, not SELECT: Citus 13.2 cannot plan an EXISTS without columns over a distributed table
+	IF NOT EXISTS (SELECT 1 FROM personalize.outcomes o
+	               WHERE o.experiment = experiment_metric_check.experiment AND o.metric = experiment_metric_check.metric) THEN
+		RAISE EXCEPTION 'metric "%" has no outcomes in experiment "%"', metric, experiment USING ERRCODE = '42704';
+	END IF;
+	RETURN e;
+END
+$$;
+
+-- train(): ALS from a Citus table distributed by user_id (registry.sql)
+CREATE OR REPLACE FUNCTION personalize.train(model_name text, algorithm text, source text, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- the trained model stays where the aggregate built it (a handle, not a value
+-- copied by the executor and plpgsql), is stored from there and, in shared
+-- mode, becomes the shared copy without another copy
+SET personalize.model_value_limit = 1024
+-- No pinned search_path: the source is the caller's table or query and is
+-- resolved with the caller's path. Every name in the body is qualified.
+AS $$
+DECLARE
+	fit text;
+	relation text;
+	fit_options jsonb;
+	make_active boolean;
+	started timestamptz;
+	trained personalize.model;
+	new_version integer;
+	excluded text[];
+	unknown_set text;
+	uses_weight boolean;
+	weight_expr text;
+BEGIN
+	IF model_name IS NULL OR algorithm IS NULL OR source IS NULL OR options IS NULL THEN
+		RAISE EXCEPTION 'model_name, algorithm, source and options must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF model_name = '' THEN
+		RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	fit := CASE algorithm WHEN 'popularity' THEN 'popularity_fit'
+	                      WHEN 'itemknn' THEN 'itemknn_fit'
+	                      WHEN 'als' THEN 'als_fit'
+	                      WHEN 'bpr' THEN 'bpr_fit'
+	                      WHEN 'hybrid' THEN 'hybrid_fit'
+	                      WHEN 'dp_popularity' THEN 'dp_popularity_fit'
+	                      WHEN 'dp_als' THEN 'dp_als_fit'
+	                      WHEN 'editorial' THEN 'editorial_fit'
+	                      WHEN 'logistic' THEN 'classifier_fit'
+	                      WHEN 'uplift' THEN 'classifier_fit' END;
+	IF fit IS NULL THEN
+		RAISE EXCEPTION 'unknown algorithm "%"', algorithm USING ERRCODE = '22023',
+			HINT = 'Use popularity, itemknn, als, bpr, hybrid, dp_popularity, dp_als, editorial, logistic or uplift.';
+	END IF;
+	IF pg_catalog.jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a jsonb object' USING ERRCODE = '22023';
+	END IF;
+	IF options ? 'activate' AND pg_catalog.jsonb_typeof(options -> 'activate') <> 'boolean' THEN
+		RAISE EXCEPTION 'option "activate" must be a boolean' USING ERRCODE = '22023';
+	END IF;
+	make_active := coalesce((options ->> 'activate')::boolean, true);
+	fit_options := options - 'activate';
+	-- before a training that may take minutes (the row policy checks again at insert)
+	IF NOT personalize.may_change_model(model_name) THEN
+		RAISE EXCEPTION 'must be owner of model "%"', model_name USING ERRCODE = '42501',
+			HINT = 'Train under another name, or ask the model''s owner or a member of personalize_admin.';
+	END IF;
+
+	-- feature minimisation: named feature sets left out of the training
+	IF options ? 'exclude_features' AND (pg_catalog.jsonb_typeof(options -> 'exclude_features') <> 'array'
+	   OR EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(options -> 'exclude_features') e
+	              WHERE pg_catalog.jsonb_typeof(e) <> 'string')) THEN
+		RAISE EXCEPTION 'option "exclude_features" must be an array of strings' USING ERRCODE = '22023';
+	END IF;
+	excluded := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(coalesce(options -> 'exclude_features', '[]')));
+	IF fit = 'classifier_fit' AND options ? 'exclude_features' THEN
+		RAISE EXCEPTION 'option "exclude_features" does not apply to algorithm %', algorithm USING ERRCODE = '22023',
+			HINT = 'A classifier uses the features its option "features" names: leave the others out of that list.';
+	ELSIF algorithm <> 'hybrid' THEN
+		-- the hybrid resolves its own feature sets; the others know only the interaction weight
+		fit_options := fit_options - 'exclude_features';
+		SELECT e INTO unknown_set FROM pg_catalog.unnest(excluded) e
+		WHERE e OPERATOR(pg_catalog.<>) 'weight' OR algorithm IN ('editorial', 'dp_popularity') LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'feature set "%" is not used by algorithm %', unknown_set, algorithm USING ERRCODE = '22023',
+				HINT = CASE WHEN algorithm IN ('editorial', 'dp_popularity') THEN 'Algorithm ' OPERATOR(pg_catalog.||) algorithm OPERATOR(pg_catalog.||) ' uses no features.'
+				            ELSE 'Algorithm ' OPERATOR(pg_catalog.||) algorithm OPERATOR(pg_catalog.||) ' uses only the feature set "weight".' END;
+		END IF;
+	END IF;
+	-- dp_popularity counts users, editorial reads a list, classifiers read their label: no weights
+	uses_weight := algorithm NOT IN ('editorial', 'dp_popularity', 'logistic', 'uplift') AND NOT 'weight' OPERATOR(pg_catalog.=) ANY (excluded);
+	weight_expr := CASE WHEN uses_weight THEN 's.weight::real' ELSE '1::real' END;
+
+	-- a query runs as a subquery; anything else must name a table or view
+	relation := personalize.source_sql(source);
+
+	-- runs as the caller: privileges and row-level security apply to the source
+	PERFORM personalize.report_progress('train', 'reading rows', model_name);
+	started := pg_catalog.clock_timestamp();
+	IF fit = 'classifier_fit' THEN
+		-- label, features and the rest are in the options (src/logistic.c)
+		trained := personalize.classifier_fit(algorithm, source, fit_options);
+	ELSIF algorithm = 'editorial' THEN
+		EXECUTE pg_catalog.format('SELECT personalize.editorial_fit(s.item_id::bigint, s.position::integer, %s, $1) FROM %s AS s',
+		               CASE WHEN 'segment' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source)) THEN 's.segment::text' ELSE 'NULL::text' END,
+		               relation)
+			INTO trained USING fit_options;
+	ELSIF algorithm = 'hybrid' THEN
+		EXECUTE pg_catalog.format('SELECT personalize.hybrid_fit(s.user_id::bigint, s.item_id::bigint, %s, %s, $1) FROM %s AS s',
+		               weight_expr,
+		               CASE WHEN 'context' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source)) THEN 's.context::text' ELSE 'NULL::text' END,
+		               relation)
+			INTO trained USING fit_options;
+	ELSIF algorithm = 'als' AND uses_weight AND personalize.distributed_training_source(relation) IS NOT NULL THEN
+		-- a Citus table distributed by user_id: trained on the nodes that hold the rows (scaleout.sql)
+		trained := personalize.als_fit_distributed(personalize.distributed_training_source(relation), fit_options);
+	ELSE
+		EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, %s, $1) FROM %s AS s',
+		               fit, weight_expr, relation)
+			INTO trained USING fit_options;
+	END IF;
+	IF trained IS NULL AND algorithm = 'editorial' THEN
+		RAISE EXCEPTION 'source "%" has no rows with non-NULL item_id and position', source USING ERRCODE = '22023';
+	ELSIF trained IS NULL THEN
+		RAISE EXCEPTION 'source "%" has no interactions with non-NULL user_id, item_id and weight', source
+			USING ERRCODE = '22023';
+	END IF;
+	PERFORM personalize.report_progress('train', 'storing');
+	new_version := personalize.store_version(model_name, trained, options,
+	                                         pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started), make_active);
+	-- what it was trained from, and on: the interaction weight unless left out
+	UPDATE personalize.models m
+	SET source = relation,
+	    features = CASE WHEN uses_weight THEN pg_catalog.array_prepend('weight'::text, m.features) ELSE m.features END
+	WHERE m.name = model_name AND m.version = new_version;
+	PERFORM personalize.report_progress('train', NULL);
+	RETURN new_version;
+END
+$$;
+COMMENT ON FUNCTION personalize.train(text, text, text, jsonb) IS 'train a model over (user_id, item_id, weight) rows and store a new version';
+
+-- ==== end of scale-out on Citus ====

@@ -37,10 +37,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
-const char *const als_options[] = {
-	"factors", "regularization", "alpha", "iterations", "cg_steps", "seed",
-	"calculate_loss", "threads", "warm_start", NULL
-};
+const char *const als_options[] = {ALS_OPTION_KEYS, "warm_start", NULL};
 
 #define ALS_CHUNK 256
 
@@ -187,7 +184,7 @@ als_worker_main(void *arg)
 }
 
 /* gram = otherᵀ other + reg I, as a full symmetric matrix. */
-static void
+void
 als_gram(const float *other, int32 n, int f, float reg, float *gram)
 {
 	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, n, 1.0f, other, f, 0.0f, gram, f);
@@ -232,6 +229,29 @@ als_half(AlsHalf *h, int nthreads, float *scratch)
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/* One half-iteration over caller-provided arrays (distributed.c solves a node's users with it). */
+void
+als_solve_rows(int f, int cg_steps, float alpha, const float *gram, const float *other, float *self,
+			   const int64 *indptr, const int32 *indices, const float *weights, int32 nrows, int nthreads)
+{
+	AlsHalf		h;
+	float	   *scratch = palloc(sizeof(float) * 3 * f * nthreads);
+
+	memset(&h, 0, sizeof(h));
+	h.f = f;
+	h.cg_steps = cg_steps;
+	h.alpha = alpha;
+	h.gram = gram;
+	h.other = other;
+	h.self = self;
+	h.indptr = indptr;
+	h.indices = indices;
+	h.weights = weights;
+	h.nrows = nrows;
+	als_half(&h, nthreads, scratch);
+	pfree(scratch);
 }
 
 /*

@@ -1,5 +1,6 @@
 /*
- * als.h — implicit ALS (als.c) for the algorithms built on it: als and dp_als.
+ * als.h — implicit ALS (als.c) for the algorithms built on it (als, dp_als) and
+ * for training from a Citus table (distributed.c).
  */
 #ifndef PERSONALIZE_ALS_H
 #define PERSONALIZE_ALS_H
@@ -36,10 +37,21 @@ typedef struct AlsOptions
 	bool		calculate_loss;
 } AlsOptions;
 
-extern const char *const als_options[];
+extern const char *const als_options[];	/* ALS_OPTION_KEYS and warm_start */
 
 extern void als_read_options(Jsonb *opts, AlsOptions *o);
 extern ModelHeader *als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm alg,
 								  const AlsNoise *noise, int note_kind, const char *note);
+
+#define ALS_OPTION_KEYS "factors", "regularization", "alpha", "iterations", "cg_steps", "seed", \
+	"calculate_loss", "threads"
+
+/* gram = otherᵀ other + reg I (n rows of f floats), full f x f */
+extern void als_gram(const float *other, int32 n, int f, float reg, float *gram);
+
+/* cg_steps of conjugate gradient for each of nrows rows of self, from its current value */
+extern void als_solve_rows(int f, int cg_steps, float alpha, const float *gram, const float *other, float *self,
+						   const int64 *indptr, const int32 *indices, const float *weights, int32 nrows,
+						   int nthreads);
 
 #endif

@@ -138,6 +138,7 @@ AS $$
 DECLARE
 	rel record;
 	coltype regtype;
+	citus boolean;
 BEGIN
 	IF tbl IS NULL OR subject_col IS NULL OR purpose IS NULL THEN
 		RAISE EXCEPTION 'tbl, subject_col and purpose must not be null' USING ERRCODE = '22004';
@@ -163,14 +164,32 @@ BEGIN
 			HINT = 'Call personalize.unprotect() first.';
 	END IF;
 
-	-- Restrictive, so that it narrows any policy the table already has
-	-- instead of widening it; inserts are not checked (rows of subjects
-	-- without consent may be stored, they stay invisible).
-	EXECUTE pg_catalog.format('CREATE POLICY personalize_consent ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (true)',
-	                          tbl, personalize.consent_predicate(tbl, subject_col, purpose, exempt IS NOT NULL));
+	IF personalize.citus_table_type(tbl) IS NOT NULL THEN
+		-- A Citus table: the check local to each node (scaleout.sql). Citus
+		-- re-creates a table's policies on its shards without AS RESTRICTIVE,
+		-- so the consent policy must be the only, permissive, one.
+		citus := true;
+		IF rel.relrowsecurity OR EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = tbl) THEN
+			RAISE EXCEPTION 'cannot protect Citus table "%" that has row-level security or policies already', tbl
+				USING ERRCODE = '0A000',
+				      DETAIL = 'Citus turns restrictive policies into permissive ones on the shards, so consent could not narrow an existing policy there.';
+		END IF;
+		EXECUTE pg_catalog.format('CREATE POLICY personalize_consent ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (true)',
+		                          tbl, personalize.citus_consent_predicate(tbl, subject_col, purpose, exempt));
+	ELSE
+		-- Restrictive, so that it narrows any policy the table already has
+		-- instead of widening it; inserts are not checked (rows of subjects
+		-- without consent may be stored, they stay invisible).
+		citus := false;
+		EXECUTE pg_catalog.format('CREATE POLICY personalize_consent ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (true)',
+		                          tbl, personalize.consent_predicate(tbl, subject_col, purpose, exempt IS NOT NULL));
+	END IF;
 	IF NOT rel.relrowsecurity THEN
-		-- RLS was off: every row was visible, keep that for consented rows.
-		EXECUTE pg_catalog.format('CREATE POLICY personalize_rows ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (true) WITH CHECK (true)', tbl);
+		-- RLS was off: every row was visible, keep that for consented rows
+		-- (on Citus the consent policy is the permissive one itself).
+		IF NOT citus THEN
+			EXECUTE pg_catalog.format('CREATE POLICY personalize_rows ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (true) WITH CHECK (true)', tbl);
+		END IF;
 		EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
 	END IF;
 	EXECUTE pg_catalog.format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);

@@ -371,7 +371,8 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'experiment "%" does not exist', experiment USING ERRCODE = '42704';
 	END IF;
-	IF NOT EXISTS (SELECT FROM personalize.outcomes o
+	-- SELECT 1, not SELECT: Citus 13.2 cannot plan an EXISTS without columns over a distributed table
+	IF NOT EXISTS (SELECT 1 FROM personalize.outcomes o
 	               WHERE o.experiment = experiment_metric_check.experiment AND o.metric = experiment_metric_check.metric) THEN
 		RAISE EXCEPTION 'metric "%" has no outcomes in experiment "%"', metric, experiment USING ERRCODE = '42704';
 	END IF;

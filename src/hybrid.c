@@ -495,7 +495,7 @@ hybrid_final(PG_FUNCTION_ARGS)
 	{
 		if ((r & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
-		interactions_append(copy, st->users[r], st->items[r], use_weights ? st->weights[r] : 1.0f);
+		interactions_add(copy, st->users[r], st->items[r], use_weights ? st->weights[r] : 1.0f);
 	}
 	interactions_check_memory(copy, 4.0 * (f + 1) * 2 * ((double) copy->users.count + copy->items.count) + 16.0 * st->n,
 							  "hybrid");

@@ -96,13 +96,16 @@ state_append(InteractionState *st, int32 u, int32 i, float w)
 	st->n++;
 }
 
-/* One row, for an aggregate that keeps its own rows and builds the matrix at the end (hybrid). */
+/* One row as the transition function adds it (distributed.c on the nodes, hybrid.c from its own rows). */
 void
-interactions_append(InteractionState *st, int64 user, int64 item, float weight)
+interactions_add(InteractionState *st, int64 user, int64 item, float weight)
 {
-	int32		u = state_index(st, &st->users, user),
-				i = state_index(st, &st->items, item);
+	int32		u,
+				i;
 
+	interactions_check_weight(weight);
+	u = state_index(st, &st->users, user);
+	i = state_index(st, &st->items, item);
 	state_append(st, u, i, weight);
 }
 

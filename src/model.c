@@ -262,6 +262,66 @@ model_allocate(ModelBuilder *b)
 }
 
 /*
+ * Starts a builder with the interaction sections of a model of these counts
+ * (nusers and nnz count only with the user-item matrix); returns the options
+ * text for the options section.
+ */
+static char *
+model_reserve_counts(ModelBuilder *b, ModelAlgorithm alg, int32 nusers, int32 nitems, int64 nnz, int64 rows,
+					 int64 null_rows, Jsonb *options, int32 factors, int32 neighbors, bool keep_matrix)
+{
+	char	   *opts = JsonbToCString(NULL, &options->root, VARSIZE(options));
+
+	model_builder_init(b, alg);
+	b->hdr.factors = factors;
+	b->hdr.neighbors = neighbors;
+	b->hdr.nusers = keep_matrix ? nusers : 0;
+	b->hdr.nitems = nitems;
+	b->hdr.nnz = keep_matrix ? nnz : 0;
+	b->hdr.rows = rows;
+	b->hdr.null_rows = null_rows;
+	model_reserve(b, SECTION_OPTIONS, ELEMENT_CHAR, ROWS_NONE, strlen(opts) + 1);
+	if (keep_matrix)
+		model_reserve(b, SECTION_USER_IDS, ELEMENT_INT64, ROWS_USERS, nusers);
+	model_reserve(b, SECTION_ITEM_IDS, ELEMENT_INT64, ROWS_ITEMS, nitems);
+	model_reserve(b, SECTION_ITEM_POPULARITY, ELEMENT_FLOAT4, ROWS_ITEMS, nitems);
+	if (keep_matrix)
+	{
+		model_reserve(b, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, (uint64) nusers + 1);
+		model_reserve(b, SECTION_SEEN_ITEMS, ELEMENT_INT32, ROWS_PAIRS, nnz);
+		model_reserve(b, SECTION_SEEN_WEIGHTS, ELEMENT_FLOAT4, ROWS_PAIRS, nnz);
+	}
+	if (factors > 0)
+	{
+		model_reserve(b, SECTION_USER_FACTORS, ELEMENT_FLOAT4, ROWS_USERS, (uint64) b->hdr.nusers * factors);
+		model_reserve(b, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) nitems * factors);
+	}
+	if (neighbors > 0)
+	{
+		model_reserve(b, SECTION_NEIGHBOR_ITEMS, ELEMENT_INT32, ROWS_ITEMS, (uint64) nitems * neighbors);
+		model_reserve(b, SECTION_NEIGHBOR_SIMILARITY, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) nitems * neighbors);
+	}
+	return opts;
+}
+
+/*
+ * A model with its sections laid out and zeroed; the options are written, the
+ * caller fills the rest (distributed.c assembles one from the nodes' parts).
+ */
+ModelHeader *
+model_new(ModelAlgorithm alg, int32 nusers, int32 nitems, int64 nnz, int64 rows, int64 null_rows,
+		  Jsonb *options, int32 factors, int32 neighbors, bool keep_matrix)
+{
+	ModelBuilder b;
+	char	   *opts = model_reserve_counts(&b, alg, nusers, nitems, nnz, rows, null_rows, options,
+											factors, neighbors, keep_matrix);
+	ModelHeader *m = model_allocate(&b);
+
+	strcpy(model_section(m, SECTION_OPTIONS), opts);
+	return m;
+}
+
+/*
  * A model with the interaction sections filled in; the algorithm fills the
  * factor or neighbour sections it reserved (factors > 0, neighbors > 0).
  */
@@ -282,38 +342,8 @@ char *
 model_reserve_interactions(ModelBuilder *b, ModelAlgorithm alg, const Interactions *data, Jsonb *options,
 						   int32 factors, int32 neighbors, bool keep_matrix)
 {
-	char	   *opts = JsonbToCString(NULL, &options->root, VARSIZE(options));
-
-	model_builder_init(b, alg);
-	b->hdr.factors = factors;
-	b->hdr.neighbors = neighbors;
-	b->hdr.nusers = keep_matrix ? data->nusers : 0;
-	b->hdr.nitems = data->nitems;
-	b->hdr.nnz = keep_matrix ? data->nnz : 0;
-	b->hdr.rows = data->rows;
-	b->hdr.null_rows = data->null_rows;
-	model_reserve(b, SECTION_OPTIONS, ELEMENT_CHAR, ROWS_NONE, strlen(opts) + 1);
-	if (keep_matrix)
-		model_reserve(b, SECTION_USER_IDS, ELEMENT_INT64, ROWS_USERS, data->nusers);
-	model_reserve(b, SECTION_ITEM_IDS, ELEMENT_INT64, ROWS_ITEMS, data->nitems);
-	model_reserve(b, SECTION_ITEM_POPULARITY, ELEMENT_FLOAT4, ROWS_ITEMS, data->nitems);
-	if (keep_matrix)
-	{
-		model_reserve(b, SECTION_SEEN_INDPTR, ELEMENT_INT64, ROWS_USERS_PLUS_ONE, (uint64) data->nusers + 1);
-		model_reserve(b, SECTION_SEEN_ITEMS, ELEMENT_INT32, ROWS_PAIRS, data->nnz);
-		model_reserve(b, SECTION_SEEN_WEIGHTS, ELEMENT_FLOAT4, ROWS_PAIRS, data->nnz);
-	}
-	if (factors > 0)
-	{
-		model_reserve(b, SECTION_USER_FACTORS, ELEMENT_FLOAT4, ROWS_USERS, (uint64) b->hdr.nusers * factors);
-		model_reserve(b, SECTION_ITEM_FACTORS, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * factors);
-	}
-	if (neighbors > 0)
-	{
-		model_reserve(b, SECTION_NEIGHBOR_ITEMS, ELEMENT_INT32, ROWS_ITEMS, (uint64) data->nitems * neighbors);
-		model_reserve(b, SECTION_NEIGHBOR_SIMILARITY, ELEMENT_FLOAT4, ROWS_ITEMS, (uint64) data->nitems * neighbors);
-	}
-	return opts;
+	return model_reserve_counts(b, alg, data->nusers, data->nitems, data->nnz, data->rows, data->null_rows,
+								options, factors, neighbors, keep_matrix);
 }
 
 void

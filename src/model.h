@@ -214,6 +214,7 @@ typedef struct InteractionState
 
 extern InteractionState *interactions_state_new(MemoryContext cxt);
 extern void interactions_check_weight(float w);
+extern void interactions_add(InteractionState *st, int64 user, int64 item, float weight);
 extern Jsonb *interactions_options(InteractionState *st);
 
 /* Interactions with dense indexes: CSR by user, duplicates summed. */
@@ -233,11 +234,12 @@ typedef struct Interactions
 } Interactions;
 
 extern Interactions *interactions_build(InteractionState *state);	/* consumes state's triples */
-extern void interactions_append(InteractionState *st, int64 user, int64 item, float weight);
 extern void interactions_adopt(Interactions *d, const ModelHeader *m);	/* use the model's copy */
 extern void interactions_check_memory(const InteractionState *st, double model_bytes, const char *algorithm);
 extern void interactions_transpose(const Interactions *in, int64 **indptr, int32 **indices, float **weights);
 
+extern ModelHeader *model_new(ModelAlgorithm alg, int32 nusers, int32 nitems, int64 nnz, int64 rows,
+							  int64 null_rows, Jsonb *options, int32 factors, int32 neighbors, bool keep_matrix);
 extern ModelHeader *model_from_interactions(ModelAlgorithm alg, const Interactions *data, Jsonb *options,
 											int32 factors, int32 neighbors, bool keep_matrix);
 /* The same in two steps, for an algorithm that adds sections between them. */

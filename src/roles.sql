@@ -43,6 +43,11 @@ GRANT SELECT ON personalize.consents, personalize.current_consent TO personalize
 -- same facts are public in pg_policies
 GRANT SELECT ON personalize.protected_tables TO PUBLIC;
 
+-- on Citus (scaleout.sql): the policy of a protected Citus table reads the
+-- consent replica as the reader; training on the nodes registers its run
+GRANT SELECT ON personalize.consent_state TO personalize_analyst;
+GRANT SELECT, INSERT, DELETE ON personalize.train_runs TO personalize_analyst;
+
 -- experiments: analysts create and read them, services assign and log outcomes
 GRANT SELECT ON personalize.experiments, personalize.experiment_arms, personalize.assignments,
 	personalize.experiment_strata, personalize.outcomes,
@@ -61,6 +66,8 @@ GRANT SELECT ON personalize.prediction_log, personalize.fairness_daily, personal
 -- administration: both kinds of work, and the right to make others analysts and services
 GRANT personalize_analyst, personalize_service TO personalize_admin WITH ADMIN OPTION;
 GRANT INSERT ON personalize.consents TO personalize_admin;
+-- recording a decision on Citus writes the replica in the same transaction
+GRANT INSERT, UPDATE, DELETE ON personalize.consent_state TO personalize_admin;
 GRANT USAGE ON SEQUENCE personalize.consents_seq_seq, personalize.erasures_id_seq TO personalize_admin;
 GRANT INSERT, DELETE ON personalize.protected_tables TO personalize_admin;
 GRANT SELECT, INSERT ON personalize.erasures TO personalize_admin;

@@ -45,7 +45,9 @@ SELECT is(
                          'check_interactions', 'model_drift', 'register_refresh', 'report_progress',
                          'predict', 'predict_log_odds', 'predictions', 'log_predictions',
                          'classifier_fit', 'train_classifier', 'calibration_fit', 'calibrate', 'train_uplift',
-                         'uplift_score', 'uplift_scores', 'logistic_spec', 'explain', 'privacy_report')),
+                         'uplift_score', 'uplift_scores', 'logistic_spec', 'explain', 'privacy_report',
+                         'consent_state_sync', 'distribute_catalog', 'train_absorb', 'train_round',
+                         'citus_consent_predicate')),
   NULL, 'only aggregate support and functions that handle NULL arguments themselves take NULLs');
 -- internal states only where the issue allows them (ALS and item-kNN need
 -- every row, the data-quality profile every (user, item, time) triple for exact

@@ -29,6 +29,9 @@ bash test/check_crash.sh || status=1
 echo "== the README's SQL tour runs as written"
 bash test/check_readme.sh || status=1
 
+echo "== Citus: a coordinator and two workers on loopback (skipped without the citus extension)"
+bash test/citus/run.sh || status=1
+
 echo "== pgTAP"
 dropdb --if-exists pgtap_tests >/dev/null 2>&1
 createdb pgtap_tests
