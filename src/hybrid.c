@@ -166,8 +166,10 @@ union_ids(const int64 *a, int32 na, const int64 *b, int64 nb, int32 *nout, int32
 	int64	   *all = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(na + nb, 1));
 	int64		n = 0;
 
-	memcpy(all, a, sizeof(int64) * na);
-	memcpy(all + na, b, sizeof(int64) * nb);
+	if (na > 0)
+		memcpy(all, a, sizeof(int64) * na);
+	if (nb > 0)
+		memcpy(all + na, b, sizeof(int64) * nb);
 	qsort(all, na + nb, sizeof(int64), cmp_int64);
 	for (int64 r = 0; r < na + nb; r++)
 		if (n == 0 || all[n - 1] != all[r])

@@ -19,4 +19,3 @@ CREATE VIEW personalize.training_progress WITH (security_invoker = true) AS
 	FROM personalize.training_progress_rows() p
 	LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) p.pid;
 COMMENT ON VIEW personalize.training_progress IS 'trainings and refreshes running now: phase, rows read, iteration, elapsed seconds';
-GRANT SELECT ON personalize.training_progress TO personalize_analyst;

@@ -47,6 +47,7 @@ GRANT SELECT ON personalize.protected_tables TO PUBLIC;
 -- consent replica as the reader; training on the nodes registers its run
 GRANT SELECT ON personalize.consent_state TO personalize_analyst;
 GRANT SELECT, INSERT, DELETE ON personalize.train_runs TO personalize_analyst;
+GRANT SELECT ON personalize.training_progress TO personalize_analyst;
 
 -- experiments: analysts create and read them, services assign and log outcomes
 GRANT SELECT ON personalize.experiments, personalize.experiment_arms, personalize.assignments,
