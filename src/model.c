@@ -453,7 +453,7 @@ names_validate(const ModelHeader *m, int kind)
 		model_corrupt("names");
 	for (int32 i = 0; i < n; i++)
 	{
-		if (start[i + 1] <= start[i] || text[start[i + 1] - 1] != '\0' ||
+		if (start[i + 1] <= start[i] || start[i + 1] > textbytes || text[start[i + 1] - 1] != '\0' ||
 			strlen(text + start[i]) != start[i + 1] - start[i] - 1)
 			model_corrupt("names");
 		if (i > 0 && strcmp(text + start[i - 1], text + start[i]) >= 0)

@@ -8,7 +8,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(16);
+SELECT plan(18);
 
 -- little-endian integers, to overwrite fields of a state
 CREATE FUNCTION pg_temp.i8(x bigint) RETURNS bytea LANGUAGE sql IMMUTABLE AS
@@ -69,6 +69,22 @@ CREATE TEMP TABLE knn AS SELECT model_send(itemknn_fit(u, i, 1, '{"neighbors": 2
 SELECT is((SELECT model_info(('\x' || encode(b, 'hex'))::model) ->> 'pairs' FROM knn), '20', 'the valid model works');
 SELECT throws_ok($$SELECT (SELECT '\x' || encode(overlay(b PLACING pg_temp.i8(4611686018427387904) FROM 33 FOR 8), 'hex')
                            FROM knn)::model$$, 'XX001', NULL, 'a pair count of 2^62');
+
+-- A hybrid model's names section (item features): int32 count, padding, uint32 starts, then
+-- NUL-terminated names. A start far beyond the section, followed by a smaller one, was
+-- read before the order check failed (a segfault).
+CREATE FUNCTION pg_temp.le4(b bytea, o int) RETURNS bigint LANGUAGE sql IMMUTABLE AS
+$$SELECT sum(get_byte(b, o + k)::bigint << (8 * k)) FROM generate_series(0, 3) k$$;
+CREATE TEMP TABLE hyb_rows AS SELECT (g % 12)::bigint AS user_id, (g % 9)::bigint AS item_id, 1::real AS weight FROM generate_series(1, 200) g;
+CREATE TEMP TABLE hyb_feats AS SELECT DISTINCT item_id, 'genre:' || (item_id % 3) AS feature FROM hyb_rows;
+SELECT train('fuzz_hybrid', 'hybrid', 'hyb_rows', '{"factors": 4, "iterations": 2, "item_features": "hyb_feats"}') \g /dev/null
+CREATE TEMP TABLE hyb AS
+SELECT b, (SELECT pg_temp.le4(b, 72 + 24 * i + 8)::int FROM generate_series(0, pg_temp.le4(b, 12)::int - 1) i
+           WHERE pg_temp.le4(b, 72 + 24 * i) = 200) AS names_at
+FROM (SELECT model_send(model_export('fuzz_hybrid', 1)) AS b) s;
+SELECT is((SELECT model_info(('\x' || encode(b, 'hex'))::model) ->> 'item_features' FROM hyb), '3', 'the valid hybrid model works');
+SELECT throws_ok($$SELECT (SELECT '\x' || encode(overlay(b PLACING pg_temp.i4(1000000000) FROM names_at + 13 FOR 4), 'hex')
+                           FROM hyb)::model$$, 'XX001', 'invalid personalize.model value: names', 'a name starting far beyond its section');
 
 SELECT * FROM finish();
 ROLLBACK;
