@@ -678,7 +678,7 @@ flat_array(ArrayType *a, Oid elemtype, int expected, const char *what, Datum **v
 	if (n != expected)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must have %d elements for this spec, not %d", what, expected, n)));
+				 errmsg("the spec takes %d %s, not %d", expected, what, n)));
 	if (elemtype == FLOAT8OID && !ARR_HASNULL(a))
 	{
 		*values = NULL;			/* read ARR_DATA_PTR directly */
@@ -771,24 +771,22 @@ logistic_pass_flat_transfn(PG_FUNCTION_ARGS)
 		{
 			double	   *xs = x + pc->first_scaled;
 
+			bool		finite = true;
+
 			if (values == NULL)
 				memcpy(xs, ARR_DATA_PTR(numbers), sizeof(double) * pc->nnumbers);
 			else
 				for (int j = 0; j < pc->nnumbers; j++)
 					xs[j] = DatumGetFloat8(values[j]);
-			if (!pass_standardize(pc->nnumbers, CLF_CENTER(c) + pc->first_scaled, pc->inv_scale + pc->first_scaled, xs))
+			for (int j = 0; j < pc->nnumbers; j++)
+				finite &= isfinite(xs[j]);
+			if (!finite)
 			{
-				if (values == NULL)
-					memcpy(xs, ARR_DATA_PTR(numbers), sizeof(double) * pc->nnumbers);
-				else
-					for (int j = 0; j < pc->nnumbers; j++)
-						xs[j] = DatumGetFloat8(values[j]);
-				{
-					PassCache	named = {.c = (Classifier *) c};
+				PassCache	named = {.c = (Classifier *) c};
 
-					pass_not_finite(&named, x);
-				}
+				pass_not_finite(&named, x);
 			}
+			pass_standardize(pc->nnumbers, CLF_CENTER(c) + pc->first_scaled, pc->inv_scale + pc->first_scaled, xs);
 		}
 		if (complete && (complete = flat_array(categories, TEXTOID, nc, "categories", &values)))
 			for (int m = 0; m < nc; m++)
