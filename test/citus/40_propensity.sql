@@ -3,7 +3,7 @@
 -- coefficients and standard errors of training on a local copy of the same rows; consent
 -- holds on the shards for an analyst; EXPLAIN shows the partial aggregation in the tasks.
 SET client_min_messages = warning;
-SELECT plan(17);
+SELECT plan(18);
 
 -- (temporary functions stay on the coordinator: Citus warns about that)
 SET client_min_messages = error;
@@ -71,6 +71,12 @@ SELECT cmp_ok(pg_temp.fit_diff('q_dist', 'q_local'), '<', 1e-9::float8, 'a query
 SELECT is(pg_temp.counts('q_dist') -> 'null_rows', (SELECT to_jsonb(count(*)) FROM public.prop_local WHERE b < 6 AND row_id % 50 = 0),
 	'rows with a NULL array counted and left out');
 
+-- a view over it
+CREATE VIEW public.prop_view AS SELECT * FROM public.prop_dist WHERE b > 0;
+SELECT personalize.train_classifier('v_dist', 'public.prop_view', 'bought', '{a,member,seg}');
+SELECT personalize.train_classifier('v_local', 'SELECT * FROM public.prop_local WHERE b > 0', 'bought', '{a,member,seg}');
+SELECT cmp_ok(pg_temp.fit_diff('v_dist', 'v_local'), '<', 1e-9::float8, 'a view over the distributed table');
+
 -- uplift: two fits, one per arm
 SELECT lives_ok($$SELECT personalize.train_uplift('u_dist', 'public.prop_dist', 'bought', 'treated', '{a,seg}')$$,
 	'train_uplift from a distributed table');
@@ -119,6 +125,7 @@ SELECT is((personalize.model_info(personalize.model_export('p_analyst', 2)) -> '
 	'after a withdrawal the next training leaves the subject''s rows out');
 
 SELECT personalize.unprotect('public.prop_protected');
+DROP VIEW public.prop_view;
 DROP TABLE public.prop_local, public.prop_dist, public.prop_protected, public.prop_visible, public.pass_states;
 SELECT count(personalize.drop_model(name)) FROM (SELECT DISTINCT name FROM personalize.models) m;
 SELECT * FROM finish();
