@@ -3,7 +3,7 @@
 -- coefficients and standard errors of training on a local copy of the same rows; consent
 -- holds on the shards for an analyst; EXPLAIN shows the partial aggregation in the tasks.
 SET client_min_messages = warning;
-SELECT plan(18);
+SELECT plan(19);
 
 -- (temporary functions stay on the coordinator: Citus warns about that)
 SET client_min_messages = error;
@@ -77,6 +77,14 @@ SELECT personalize.train_classifier('v_dist', 'public.prop_view', 'bought', '{a,
 SELECT personalize.train_classifier('v_local', 'SELECT * FROM public.prop_local WHERE b > 0', 'bought', '{a,member,seg}');
 SELECT cmp_ok(pg_temp.fit_diff('v_dist', 'v_local'), '<', 1e-9::float8, 'a view over the distributed table');
 
+-- a reference table (the pass routed to one node)
+CREATE TABLE public.prop_reference (LIKE public.prop_local);
+SELECT create_reference_table('public.prop_reference');
+INSERT INTO public.prop_reference SELECT * FROM public.prop_local;
+SELECT personalize.train_classifier('r_ref', 'public.prop_reference', 'bought', '{a,member,seg}');
+SELECT personalize.train_classifier('r_local', 'public.prop_local', 'bought', '{a,member,seg}');
+SELECT cmp_ok(pg_temp.fit_diff('r_ref', 'r_local'), '<', 1e-9::float8, 'a reference table');
+
 -- uplift: two fits, one per arm
 SELECT lives_ok($$SELECT personalize.train_uplift('u_dist', 'public.prop_dist', 'bought', 'treated', '{a,seg}')$$,
 	'train_uplift from a distributed table');
@@ -126,6 +134,6 @@ SELECT is((personalize.model_info(personalize.model_export('p_analyst', 2)) -> '
 
 SELECT personalize.unprotect('public.prop_protected');
 DROP VIEW public.prop_view;
-DROP TABLE public.prop_local, public.prop_dist, public.prop_protected, public.prop_visible, public.pass_states;
+DROP TABLE public.prop_reference, public.prop_local, public.prop_dist, public.prop_protected, public.prop_visible, public.pass_states;
 SELECT count(personalize.drop_model(name)) FROM (SELECT DISTINCT name FROM personalize.models) m;
 SELECT * FROM finish();
