@@ -3,7 +3,7 @@
 -- coefficients and standard errors of training on a local copy of the same rows; consent
 -- holds on the shards for an analyst; EXPLAIN shows the partial aggregation in the tasks.
 SET client_min_messages = warning;
-SELECT plan(19);
+SELECT plan(21);
 
 -- (temporary functions stay on the coordinator: Citus warns about that)
 SET client_min_messages = error;
@@ -70,6 +70,14 @@ SELECT personalize.train_classifier('q_local', $$SELECT bought, a, CASE WHEN row
 SELECT cmp_ok(pg_temp.fit_diff('q_dist', 'q_local'), '<', 1e-9::float8, 'a query over the distributed table');
 SELECT is(pg_temp.counts('q_dist') -> 'null_rows', (SELECT to_jsonb(count(*)) FROM public.prop_local WHERE b < 6 AND row_id % 50 = 0),
 	'rows with a NULL array counted and left out');
+
+-- scoring: predictions() reads the distributed table as a source; predict() inside a query on it
+-- would run on the workers, which have no registry
+SELECT cmp_ok((SELECT max(abs(d.probability - l.probability)) FROM personalize.predictions('p_dist', 'public.prop_dist', 'row_id') d
+               JOIN personalize.predictions('p_local', 'public.prop_local', 'row_id') l USING (subject_id)), '<', 1e-12::float8,
+	'predictions() over the distributed table: the local model''s probabilities');
+SELECT throws_ok($$SELECT count(*) FROM public.prop_dist s WHERE personalize.predict('p_dist', s.a, s.b, s.member, s.seg, s.arr) > 0.5$$,
+	'42704', NULL, 'predict() in a query on the shards: the model is not on the workers');
 
 -- a view over it
 CREATE VIEW public.prop_view AS SELECT * FROM public.prop_dist WHERE b > 0;
