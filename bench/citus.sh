@@ -6,7 +6,7 @@
 #
 #   bash bench/citus.sh               # 10M interactions, 10M assignments
 #   SCALE=0.1 bash bench/citus.sh     # a tenth
-#   PARTS=24 bash bench/citus.sh      # only parts 2 and 4 (below)
+#   PARTS=25 bash bench/citus.sh      # only parts 2 and 5 (below)
 #
 # Prints, with the single-node baseline measured in the same run (median of
 # RUNS, default 3):
@@ -22,12 +22,16 @@
 #  3. experiment_results over 10M assignments: seconds, the figures compared with
 #     a local copy (1e-12), and the plan's per-arm aggregation on the workers;
 #  4. consent on shards: a multi-shard and a router query over a protected
-#     distributed table against the same table unprotected, as an analyst.
+#     distributed table against the same table unprotected, as an analyst;
+#  5. logistic regression (train_classifier, 10 numbers and a text feature of
+#     8 levels, 2M rows) from a distributed table against the same rows in a
+#     local table on the coordinator: wall time, seconds a pass, and the largest
+#     coefficient and standard error difference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-1}
 runs=${RUNS:-3}
-parts=${PARTS:-1234}
+parts=${PARTS:-12345}
 db=${PGDATABASE:-postgres}
 local_db=pgp_bench_citus_local
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -292,3 +296,42 @@ echo "rows seen by the analyst: $(psql -At -c "SET ROLE bench_analyst" -c "SELEC
 psql -c "SET client_min_messages = warning" -c "SELECT personalize.unprotect('ev_protected')" -c "DROP TABLE ev_plain, ev_protected" >/dev/null
 fi
 
+
+if [[ $parts == *5* ]]; then
+# ---------------------------------------------------------------- 5. logistic regression
+lrows=$(awk -v s="$scale" 'BEGIN {printf "%d", 2000000 * s}')
+echo
+echo "== 5. train_classifier over $lrows rows (10 float8, a text of 8 levels): distributed against local on the coordinator, $runs runs"
+numbers=$(seq -s, 1 10 | sed 's/[0-9]\+/f&/g')
+psql >/dev/null <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS lr_local, lr_dist;
+SELECT setseed(0.3);
+CREATE TABLE lr_local AS
+SELECT s.*, random() < 1 / (1 + exp(0.5 - ($(for i in $(seq 1 10); do printf '(%s / 10.0 - 0.5) * f%d + ' "$i" "$i"; done) 0))) AS label
+FROM (SELECT g AS customer_id, $(for i in $(seq 1 10); do printf 'random() * 2 - 1 AS f%d, ' "$i"; done) 'level' || (random() * 7)::int AS seg
+      FROM generate_series(1, $lrows) g) s;
+CREATE TABLE lr_dist (LIKE lr_local);
+SELECT create_distributed_table('lr_dist', 'customer_id');
+INSERT INTO lr_dist SELECT * FROM lr_local;
+ANALYZE lr_local; ANALYZE lr_dist;
+SQL
+train_lr() {  # $1 model, $2 table -> "seconds seconds-a-pass"
+  local log
+  log=$(psql -c '\timing on' -c "SELECT personalize.train_classifier('$1', '$2', 'label', '{$numbers,seg}', '{\"verbose\": true}')" 2>&1)
+  echo "$(awk '/^Time:/ {printf "%.2f", $2 / 1000}' <<< "$log") $(grep -o 'pass [0-9.]* s' <<< "$log" | awk '{print $2}' | median)"
+}
+for r in $(seq 1 "$runs"); do train_lr lr_local lr_local; done > /tmp/pgp_lr_local
+for r in $(seq 1 "$runs"); do train_lr lr_dist lr_dist; done > /tmp/pgp_lr_dist
+printf '%-26s | %-10s | %s\n' "$lrows rows from" "seconds" "seconds a pass (median of the passes of the median run)"
+for t in local dist; do
+  printf '%-26s | %-10s | %s\n' "$t" "$(awk '{print $1}' /tmp/pgp_lr_$t | median)" "$(sort -g /tmp/pgp_lr_$t | awk '{a[NR] = $2} END {print a[int((NR + 1) / 2)]}')"
+done
+echo "time ratio distributed / local: $(awk -v a="$(awk '{print $1}' /tmp/pgp_lr_dist | median)" -v b="$(awk '{print $1}' /tmp/pgp_lr_local | median)" 'BEGIN {printf "%.2f", a / b}')"
+psql -At -c "SELECT 'largest relative difference of coefficients and standard errors: ' ||
+  max(greatest(abs(a.coefficient - b.coefficient) / abs(b.coefficient), abs(a.std_error - b.std_error) / b.std_error))
+  FROM personalize.coefficients('lr_dist') a JOIN personalize.coefficients('lr_local') b USING (term)"
+psql -c "SET client_min_messages = warning" -c "DROP TABLE lr_local, lr_dist" \
+     -c "SELECT count(personalize.drop_model(name)) FROM (VALUES ('lr_local'), ('lr_dist')) m(name)" >/dev/null
+rm -f /tmp/pgp_lr_*
+fi

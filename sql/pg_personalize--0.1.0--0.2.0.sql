@@ -2603,3 +2603,20 @@ $$;
 COMMENT ON FUNCTION personalize.train(text, text, text, jsonb) IS 'train a model over (user_id, item_id, weight) rows and store a new version';
 
 -- ==== end of scale-out on Citus ====
+
+-- ==== logistic passes on Citus (issue 14): logistic: the pass with concrete argument types ====
+-- The pass with concrete argument types, which Citus pushes down to the shards as a partial
+-- aggregate: label and weight as float8, the dense features after the intercept flattened into
+-- numbers (in the spec's order), the categorical features' levels as text.
+CREATE FUNCTION personalize.logistic_pass_flat_transfn(double precision[], bytea, double precision, double precision,
+                                                       double precision[], text[])
+	RETURNS double precision[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE personalize.logistic_pass_flat(spec bytea, label double precision, weight double precision,
+                                                numbers double precision[], categories text[]) (
+	SFUNC = personalize.logistic_pass_flat_transfn, STYPE = double precision[],
+	COMBINEFUNC = personalize.logistic_pass_combine,
+	FINALFUNC = personalize.logistic_pass_final, FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = SAFE
+);
+-- ==== end of logistic passes on Citus ====

@@ -34,9 +34,11 @@
 
 #include "catalog/pg_type.h"
 #include "classifier.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/primnodes.h"
 #include "portability/instr_time.h"
 #include "sqlsource.h"
@@ -46,6 +48,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 
 /* LAPACK (OpenBLAS): Cholesky factorization and inverse */
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
@@ -586,6 +589,237 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(state);
 }
 
+/*
+ * personalize.logistic_pass_flat(spec, label, weight, numbers, categories):
+ * the pass with concrete argument types, for Citus. Citus runs a user
+ * aggregate in the shard queries only through its wrappers
+ * (worker_partial_agg, coord_combine_agg), which need the declared argument
+ * types exactly (no VARIADIC "any") and give the transition function no
+ * fn_expr. The row comes encoded by the caller: label and weight as float8,
+ * numbers = the dense features after the intercept (numeric features and
+ * array elements, in the spec's order), categories = one text per
+ * categorical feature (the level as the output function writes it). A NULL
+ * array or element is a NULL feature. The same state, combine and final
+ * functions and the same per-row arithmetic as logistic_pass.
+ */
+typedef struct FlatPassCache
+{
+	Classifier *c;
+	int			nnumbers;		/* dense columns after the intercept */
+	int			ncategorical;
+	int		   *categorical;	/* the k-th categorical feature's number */
+	double	   *x;
+	double	   *inv_scale;
+	int32	   *cols;
+	int			first_scaled;
+	ArrayType  *last_state;
+} FlatPassCache;
+
+/* The cache for this call's spec, which must be the same in every row of an aggregation. */
+static FlatPassCache *
+flat_pass_cache(FunctionCallInfo fcinfo, bool new_aggregation)
+{
+	FlatPassCache *pc = (FlatPassCache *) fcinfo->flinfo->fn_extra;
+	bytea	   *spec;
+	Size		len;
+	MemoryContext old;
+	Classifier *c;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the spec of logistic_pass_flat must not be NULL")));
+	spec = PG_GETARG_BYTEA_PP(1);
+	len = VARSIZE_ANY_EXHDR(spec);
+	if (pc)
+	{
+		if (len == (Size) pc->c->size && memcmp(VARDATA_ANY(spec), pc->c, len) == 0)
+			return pc;
+		if (!new_aggregation)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the spec of logistic_pass_flat must be the same in every row")));
+		fcinfo->flinfo->fn_extra = NULL;
+	}
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	pc = palloc0(sizeof(FlatPassCache));
+	c = palloc(len);
+	memcpy(c, VARDATA_ANY(spec), len);
+	classifier_validate(c, len);
+	pc->c = c;
+	pc->first_scaled = (c->flags & CLASSIFIER_INTERCEPT) ? 1 : 0;
+	pc->nnumbers = c->ndense - pc->first_scaled;
+	pc->categorical = palloc(sizeof(int) * Max(c->nfeatures, 1));
+	for (int f = 0; f < c->nfeatures; f++)
+		if (CLF_FEATURES(c)[f].kind == FEATURE_CATEGORICAL)
+			pc->categorical[pc->ncategorical++] = f;
+	pc->x = palloc0(sizeof(double) * c->ncolumns);
+	pc->cols = palloc0(sizeof(int32) * Max(pc->ncategorical, 1));
+	pc->inv_scale = palloc(sizeof(double) * Max(c->ndense, 1));
+	for (int j = 0; j < c->ndense; j++)
+		pc->inv_scale[j] = 1.0 / CLF_SCALE(c)[j];
+	MemoryContextSwitchTo(old);
+	fcinfo->flinfo->fn_extra = pc;
+	return pc;
+}
+
+/* The elements of a one-dimensional array argument; false when it or an element is NULL. */
+static bool
+flat_array(ArrayType *a, Oid elemtype, int expected, const char *what, Datum **values)
+{
+	bool	   *nulls;
+	int			n;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	if (n != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("the spec takes %d %s, not %d", expected, what, n)));
+	if (elemtype == FLOAT8OID && !ARR_HASNULL(a))
+	{
+		*values = NULL;			/* read ARR_DATA_PTR directly */
+		return true;
+	}
+	deconstruct_array(a, elemtype, elemtype == FLOAT8OID ? sizeof(float8) : -1, elemtype == FLOAT8OID ? FLOAT8PASSBYVAL : false,
+					  elemtype == FLOAT8OID ? TYPALIGN_DOUBLE : TYPALIGN_INT, values, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (nulls[i])
+			return false;
+	return true;
+}
+
+/*
+ * A row into the state's buffer; a full block is added. The same writes as
+ * the end of logistic_pass_transfn (the two aggregates share the state).
+ */
+static void
+flat_pass_buffer_row(double *st, const Classifier *c, int p, int nd, int nc, const double *x,
+					 const int32 *cols, double y, double w)
+{
+	int			k = (int) st[ST_BUFFERED];
+	double	   *buffer = st + ST_BUFFER(p);
+
+	for (int j = 0; j < nd; j++)
+		buffer[(Size) j * PASS_BLOCK + k] = x[j];
+	buffer += (Size) nd * PASS_BLOCK;
+	buffer[k] = y;
+	buffer[PASS_BLOCK + k] = w * (y == 1.0 ? c->weight_positive : c->weight_negative);
+	buffer += 2 * PASS_BLOCK;
+	for (int m = 0; m < nc; m++)
+		buffer[(Size) m * PASS_BLOCK + k] = cols[m];
+	st[ST_BUFFERED] = k + 1;
+	if (k + 1 == PASS_BLOCK)
+		pass_flush(st, p, nd, nc);
+}
+
+PG_FUNCTION_INFO_V1(logistic_pass_flat_transfn);
+Datum
+logistic_pass_flat_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FlatPassCache *pc;
+	const Classifier *c;
+	ArrayType  *state;
+	double	   *st,
+			   *x;
+	int			p,
+				nd,
+				nc;
+	double		y,
+				w;
+	bool		complete;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "logistic_pass_flat_transfn called in non-aggregate context");
+	pc = flat_pass_cache(fcinfo, PG_ARGISNULL(0));
+	c = pc->c;
+	x = pc->x;
+	nc = pc->ncategorical;
+	state = PG_ARGISNULL(0) ? pass_state_new(aggcxt, c, nc) : PG_GETARG_ARRAYTYPE_P(0);
+	if (state == pc->last_state)
+	{
+		st = (double *) ARR_DATA_PTR(state);
+		p = c->ncolumns;
+		nd = c->ndense;
+	}
+	else
+	{
+		int			snc;
+
+		st = pass_state_values(state, &p, &nd, &snc);
+		if (p != c->ncolumns || nd != c->ndense || snc != nc ||
+			memcmp(st + ST_BETA(p), CLF_COEF_FIT(c), sizeof(double) * p) != 0)
+			pass_state_invalid();
+		pc->last_state = state;
+	}
+
+	complete = !(PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4) || PG_ARGISNULL(5));
+	if (complete)
+	{
+		ArrayType  *numbers = PG_GETARG_ARRAYTYPE_P(4);
+		ArrayType  *categories = PG_GETARG_ARRAYTYPE_P(5);
+		Datum	   *values;
+
+		if (c->flags & CLASSIFIER_INTERCEPT)
+			x[0] = 1.0;
+		complete = flat_array(numbers, FLOAT8OID, pc->nnumbers, "numbers", &values);
+		if (complete)
+		{
+			double	   *xs = x + pc->first_scaled;
+
+			bool		finite = true;
+
+			if (values == NULL)
+				memcpy(xs, ARR_DATA_PTR(numbers), sizeof(double) * pc->nnumbers);
+			else
+				for (int j = 0; j < pc->nnumbers; j++)
+					xs[j] = DatumGetFloat8(values[j]);
+			for (int j = 0; j < pc->nnumbers; j++)
+				finite &= isfinite(xs[j]);
+			if (!finite)
+			{
+				PassCache	named = {.c = (Classifier *) c};
+
+				pass_not_finite(&named, x);
+			}
+			pass_standardize(pc->nnumbers, CLF_CENTER(c) + pc->first_scaled, pc->inv_scale + pc->first_scaled, xs);
+		}
+		if (complete && (complete = flat_array(categories, TEXTOID, nc, "categories", &values)))
+			for (int m = 0; m < nc; m++)
+			{
+				text	   *t = DatumGetTextPP(values[m]);
+
+				pc->cols[m] = classifier_level_column(c, pc->categorical[m], VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			}
+	}
+	if (!complete)
+	{
+		if (!(c->flags & CLASSIFIER_SKIP_NULLS))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("a training row has a NULL label, weight or feature"),
+					 errhint("Leave such rows out with the option \"skip_nulls\".")));
+		st[ST_NULL_ROWS] += 1;
+		PG_RETURN_ARRAYTYPE_P(state);
+	}
+	y = PG_GETARG_FLOAT8(2);
+	w = PG_GETARG_FLOAT8(3);
+	if (y != 0.0 && y != 1.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("label must be 0 or 1, not %g", y)));
+	if (!(w >= 0.0 && isfinite(w)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("weight must be finite and not negative, not %g", w)));
+	flat_pass_buffer_row(st, c, p, nd, nc, x, pc->cols, y, w);
+	PG_RETURN_ARRAYTYPE_P(state);
+}
+
 PG_FUNCTION_INFO_V1(logistic_pass_combine);
 Datum
 logistic_pass_combine(PG_FUNCTION_ARGS)
@@ -739,7 +973,11 @@ typedef struct FitSpec
 	int			max_iterations;
 	char	   *y_sql;			/* label as float8 */
 	char	   *w_sql;			/* weight as float8 */
+	bool		citus;			/* the source reads a Citus table: passes by logistic_pass_flat */
 } FitSpec;
+
+static void levels_sql_citus(const FitSpec *fs, const int *cat, int ncat, const char *filter, const char *ok,
+							 StringInfo q);
 
 static char *
 float8_sql(const char *column, Oid type)
@@ -1056,19 +1294,23 @@ describe(const FitSpec *fs, const char *arm, const char *arm_name, ClassifierDra
 		int			ngroups;
 
 		resetStringInfo(&q);
-		appendStringInfoString(&q, "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE ");
-		appendStringInfo(&q, "%s = 1)", fs->y_sql);
 		for (int f = 0; f < fs->nfeatures; f++)
 			if (fs->kinds[f] == FEATURE_CATEGORICAL)
-			{
 				cat[k++] = f;
-				appendStringInfo(&q, ", GROUPING(s.%s), s.%s", quote_identifier(fs->features[f]),
-								 quote_identifier(fs->features[f]));
-			}
-		appendStringInfo(&q, " FROM %s AS s WHERE %s AND %s GROUP BY GROUPING SETS (", fs->from, filter, ok);
-		for (k = 0; k < ncat; k++)
-			appendStringInfo(&q, "%s(s.%s)", k ? ", " : "", quote_identifier(fs->features[cat[k]]));
-		appendStringInfoChar(&q, ')');
+		if (fs->citus)
+			levels_sql_citus(fs, cat, ncat, filter, ok, &q);
+		else
+		{
+			appendStringInfoString(&q, "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE ");
+			appendStringInfo(&q, "%s = 1)", fs->y_sql);
+			for (k = 0; k < ncat; k++)
+				appendStringInfo(&q, ", GROUPING(s.%s), s.%s", quote_identifier(fs->features[cat[k]]),
+								 quote_identifier(fs->features[cat[k]]));
+			appendStringInfo(&q, " FROM %s AS s WHERE %s AND %s GROUP BY GROUPING SETS (", fs->from, filter, ok);
+			for (k = 0; k < ncat; k++)
+				appendStringInfo(&q, "%s(s.%s)", k ? ", " : "", quote_identifier(fs->features[cat[k]]));
+			appendStringInfoChar(&q, ')');
+		}
 		if (SPI_execute(q.data, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "describe query failed: %s", q.data);
 		ngroups = (int) SPI_processed;
@@ -1145,6 +1387,162 @@ describe(const FitSpec *fs, const char *arm, const char *arm_name, ClassifierDra
 							 errhint("Add an L2 penalty with the option \"l2\", merge rare levels, or leave these rows out.")));
 		}
 	}
+}
+
+/*
+ * The levels query of describe() for Citus, which refuses GROUPING SETS on
+ * distributed tables: a UNION ALL of one GROUP BY per categorical feature,
+ * with the columns the GROUPING SETS query returns (counts, then per
+ * feature its GROUPING() and its value).
+ */
+static void
+levels_sql_citus(const FitSpec *fs, const int *cat, int ncat, const char *filter, const char *ok, StringInfo q)
+{
+	for (int k = 0; k < ncat; k++)
+	{
+		appendStringInfo(q, "%sSELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE %s = 1)",
+						 k ? " UNION ALL " : "", fs->y_sql);
+		for (int j = 0; j < ncat; j++)
+			if (j == k)
+				appendStringInfo(q, ", 0, s.%s", quote_identifier(fs->features[cat[j]]));
+			else
+				appendStringInfo(q, ", 1, NULL::%s", format_type_be_qualified(fs->types[cat[j]]));
+		appendStringInfo(q, " FROM %s AS s WHERE %s AND %s GROUP BY s.%s", fs->from, filter, ok,
+						 quote_identifier(fs->features[cat[k]]));
+	}
+}
+
+/* Collects the OIDs of the relations a query reads, in subqueries, CTEs and expanded views too. */
+static bool
+collect_relations(Node *node, List **relids)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION)
+			*relids = lappend_oid(*relids, rte->relid);
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, collect_relations, relids, QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, collect_relations, relids);
+}
+
+/*
+ * Whether the source reads a Citus table (personalize.citus_table_type):
+ * then the passes use logistic_pass_flat, which Citus pushes down to the
+ * shards (it cannot wrap logistic_pass's VARIADIC "any").
+ */
+static bool
+source_on_citus(const char *from)
+{
+	SPIPlanPtr	plan;
+	List	   *relids = NIL;
+	ListCell   *lc;
+	Datum	   *oids;
+	int			n = 0;
+	Datum		arg;
+	Oid			argtype = OIDARRAYOID;
+	bool		isnull;
+	bool		found;
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	plan = SPI_prepare(psprintf("SELECT FROM %s AS s", from), 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		ListCell   *qc;
+
+		foreach(qc, ((CachedPlanSource *) lfirst(lc))->query_list)
+			collect_relations((Node *) lfirst(qc), &relids);
+	}
+	SPI_freeplan(plan);
+	if (relids == NIL)
+		return false;
+	oids = palloc(sizeof(Datum) * list_length(relids));
+	foreach(lc, relids)
+		oids[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	arg = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	if (SPI_execute_with_args("SELECT pg_catalog.bool_or(personalize.citus_table_type(r.r::pg_catalog.regclass) IS NOT NULL) "
+							  "FROM pg_catalog.unnest($1) AS r(r)", 1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "Citus table lookup failed");
+	found = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return !isnull && found;
+}
+
+/*
+ * The pass over the source by logistic_pass_flat: the dense features
+ * after the intercept flattened into one float8[] in the spec's order (NULL
+ * when an array feature is NULL: a NULL feature), the categorical ones as
+ * the text of their level, as feature_level_text writes it (the bytes of
+ * text and varchar, char without trailing blanks, else the output function).
+ */
+static void
+flat_pass_sql(const FitSpec *fs, const char *where, StringInfo q)
+{
+	StringInfoData numbers,
+				nulls,
+				categories;
+	bool		open_numbers = false;
+	int			ncat = 0,
+				nparts = 0;
+
+	initStringInfo(&numbers);
+	initStringInfo(&nulls);
+	initStringInfo(&categories);
+	for (int f = 0; f < fs->nfeatures; f++)
+	{
+		const char *col = quote_identifier(fs->features[f]);
+
+		if (fs->kinds[f] == FEATURE_NUMERIC)
+		{
+			if (!open_numbers)
+				appendStringInfoString(&numbers, nparts++ ? " OPERATOR(pg_catalog.||) ARRAY[" : "ARRAY[");
+			else
+				appendStringInfoString(&numbers, ", ");
+			appendStringInfoString(&numbers, float8_sql(fs->features[f], fs->types[f]));
+			open_numbers = true;
+			continue;
+		}
+		if (open_numbers)
+			appendStringInfoChar(&numbers, ']');
+		open_numbers = false;
+		if (fs->kinds[f] == FEATURE_ARRAY)
+		{
+			appendStringInfo(&numbers, "%s(s.%s)::pg_catalog.float8[]", nparts++ ? " OPERATOR(pg_catalog.||) " : "", col);
+			appendStringInfo(&nulls, " OR s.%s IS NULL", col);
+		}
+		else
+		{
+			Oid			t = fs->types[f];
+
+			if (t == TEXTOID || t == VARCHAROID || t == BPCHAROID)
+				appendStringInfo(&categories, "%s(s.%s)::pg_catalog.text", ncat++ ? ", " : "", col);
+			else
+				appendStringInfo(&categories, "%sCASE WHEN s.%s IS NOT NULL THEN pg_catalog.format('%%s', s.%s) END",
+								 ncat++ ? ", " : "", col, col);
+		}
+	}
+	if (open_numbers)
+		appendStringInfoChar(&numbers, ']');
+	appendStringInfo(q, "SELECT personalize.logistic_pass_flat($1, %s, %s, ", fs->y_sql, fs->w_sql);
+	if (nparts == 0)
+		appendStringInfoString(q, "'{}'::pg_catalog.float8[]");
+	else if (nulls.len > 0)
+		appendStringInfo(q, "CASE WHEN NOT (false%s) THEN (%s)::pg_catalog.float8[] END", nulls.data, numbers.data);
+	else
+		appendStringInfo(q, "(%s)::pg_catalog.float8[]", numbers.data);
+	if (ncat == 0)
+		appendStringInfoString(q, ", '{}'::pg_catalog.text[]");
+	else
+		appendStringInfo(q, ", ARRAY[%s]::pg_catalog.text[]", categories.data);
+	appendStringInfo(q, ") FROM %s AS s WHERE %s", fs->from, where);
 }
 
 /* ---------- Newton's method ---------- */
@@ -1348,11 +1746,16 @@ fit_head(const FitSpec *fs, const char *arm, const char *arm_name)
 		beta[0] = log(c->weight_positive * wpos) - log(c->weight_negative * wneg);
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT personalize.logistic_pass($1, s.%s, %s", quote_identifier(fs->label),
-					 fs->weight ? psprintf("s.%s", quote_identifier(fs->weight)) : "1::pg_catalog.float8");
-	for (int f = 0; f < fs->nfeatures; f++)
-		appendStringInfo(&q, ", s.%s", quote_identifier(fs->features[f]));
-	appendStringInfo(&q, ") FROM %s AS s WHERE %s", fs->from, row_filter(fs, arm, fs->skip_nulls));
+	if (fs->citus)
+		flat_pass_sql(fs, row_filter(fs, arm, fs->skip_nulls), &q);
+	else
+	{
+		appendStringInfo(&q, "SELECT personalize.logistic_pass($1, s.%s, %s", quote_identifier(fs->label),
+						 fs->weight ? psprintf("s.%s", quote_identifier(fs->weight)) : "1::pg_catalog.float8");
+		for (int f = 0; f < fs->nfeatures; f++)
+			appendStringInfo(&q, ", s.%s", quote_identifier(fs->features[f]));
+		appendStringInfo(&q, ") FROM %s AS s WHERE %s", fs->from, row_filter(fs, arm, fs->skip_nulls));
+	}
 	plan = SPI_prepare_cursor(q.data, 1, &argtype, CURSOR_OPT_PARALLEL_OK);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -1643,6 +2046,7 @@ classifier_fit(PG_FUNCTION_ARGS)
 		}
 	}
 	fs.y_sql = float8_sql(fs.label, fs.label_type);
+	fs.citus = source_on_citus(fs.from);
 	fs.w_sql = fs.weight ? float8_sql(fs.weight, fs.weight_type) : "1::pg_catalog.float8";
 
 	if (fs.algorithm == MODEL_LOGISTIC)

@@ -18,6 +18,21 @@ CREATE AGGREGATE personalize.logistic_pass(spec bytea, label "any", weight "any"
 	PARALLEL = SAFE
 );
 
+-- The pass with concrete argument types, which Citus pushes down to the shards as a partial
+-- aggregate: label and weight as float8, the dense features after the intercept flattened into
+-- numbers (in the spec's order), the categorical features' levels as text.
+CREATE FUNCTION personalize.logistic_pass_flat_transfn(double precision[], bytea, double precision, double precision,
+                                                       double precision[], text[])
+	RETURNS double precision[]
+	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE personalize.logistic_pass_flat(spec bytea, label double precision, weight double precision,
+                                                numbers double precision[], categories text[]) (
+	SFUNC = personalize.logistic_pass_flat_transfn, STYPE = double precision[],
+	COMBINEFUNC = personalize.logistic_pass_combine,
+	FINALFUNC = personalize.logistic_pass_final, FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = SAFE
+);
+
 CREATE FUNCTION personalize.logistic_spec(model personalize.model, arm text DEFAULT NULL) RETURNS bytea
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION personalize.logistic_spec(personalize.model, text) IS
