@@ -78,6 +78,7 @@ extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, i
 #define ST_BUFFERED		10		/* rows in the buffer */
 #define ST_HEADER		11
 #define PASS_BLOCK		64
+#define FLOAT8_EXPONENT_BITS UINT64CONST(0x7FF0000000000000)
 
 /* offsets of the parts of a state */
 #define ST_BETA(p)		(ST_HEADER)
@@ -192,6 +193,9 @@ pass_cache(FunctionCallInfo fcinfo)
 	for (int j = 0; j < c->ndense; j++)
 		pc->inv_scale[j] = 1.0 / CLF_SCALE(c)[j];
 	pc->first_scaled = (c->flags & CLASSIFIER_INTERCEPT) ? 1 : 0;
+	/* the fast path writes one dense column per feature after the intercept */
+	if (c->ndense != pc->first_scaled + c->nfeatures || pc->enc.ncategorical != 0)
+		pc->all_float8 = false;
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = pc;
 	return pc;
@@ -485,7 +489,8 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 				k;
 	double		y,
 				w;
-	bool		complete = true;
+	bool		complete = true,
+				buffered = false;	/* the dense values are in the buffer already */
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "logistic_pass_transfn called in non-aggregate context");
@@ -518,26 +523,44 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 		complete = false;
 	else if (pc->all_float8)
 	{
-		/* numbers only: gather, then standardize in a loop that vectorises */
-		double	   *restrict xs = x + pc->first_scaled;
+		/*
+		 * Numbers only: standardized straight into the buffer's next row, in
+		 * one loop (no copy through x: a scalar store then a vector load of
+		 * the same bytes stalls store forwarding). The row counts only once
+		 * ST_BUFFERED moves on, below.
+		 */
 		const NullableDatum *restrict args = fcinfo->args + 4;
+		const double *restrict center = CLF_CENTER(c) + pc->first_scaled;
+		const double *restrict inv_scale = pc->inv_scale + pc->first_scaled;
+		double	   *restrict column;
 		int			nf = c->nfeatures;
 		bool		any_null = false;
+		uint64		not_finite = 0;
 
+		k = (int) st[ST_BUFFERED];
+		column = st + ST_BUFFER(p) + k;
 		if (c->flags & CLASSIFIER_INTERCEPT)
-			x[0] = 1.0;
+		{
+			column[0] = 1.0;
+			column += PASS_BLOCK;
+		}
 		for (int f = 0; f < nf; f++)
 		{
+			double		v = DatumGetFloat8(args[f].value);
+
+			/* integer tests: no chain of floating-point adds; all exponent bits set is Inf or NaN */
 			any_null |= args[f].isnull;
-			xs[f] = DatumGetFloat8(args[f].value);
+			not_finite |= (~(uint64) args[f].value & FLOAT8_EXPONENT_BITS) == 0;
+			column[(Size) f * PASS_BLOCK] = (v - center[f]) * inv_scale[f];
 		}
-		complete = !any_null;
-		if (complete && !pass_standardize(nf, CLF_CENTER(c) + pc->first_scaled, pc->inv_scale + pc->first_scaled, xs))
+		if (!any_null && not_finite)
 		{
 			for (int f = 0; f < nf; f++)
-				xs[f] = DatumGetFloat8(args[f].value);
+				x[pc->first_scaled + f] = DatumGetFloat8(args[f].value);
 			pass_not_finite(pc, x);
 		}
+		complete = !any_null;
+		buffered = true;
 	}
 	else
 	{
@@ -575,8 +598,9 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 	/* into the buffer; a full block is added */
 	k = (int) st[ST_BUFFERED];
 	buffer = st + ST_BUFFER(p);
-	for (int j = 0; j < nd; j++)
-		buffer[(Size) j * PASS_BLOCK + k] = x[j];
+	if (!buffered)
+		for (int j = 0; j < nd; j++)
+			buffer[(Size) j * PASS_BLOCK + k] = x[j];
 	buffer += (Size) nd * PASS_BLOCK;
 	buffer[k] = y;
 	buffer[PASS_BLOCK + k] = w * (y == 1.0 ? c->weight_positive : c->weight_negative);
