@@ -592,16 +592,15 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 	bool		complete = true,
 				buffered = false;	/* the dense values are in the buffer already */
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "logistic_pass_transfn called in non-aggregate context");
-	pc = pass_cache(fcinfo);
-	c = pc->c;
-	x = pc->x;
-	nc = pc->enc.ncategorical;
-	state = PG_ARGISNULL(0) ? pass_state_new(aggcxt, c, nc) : PG_GETARG_ARRAYTYPE_P(0);
-	if (state == pc->last_state)
+	pc = (PassCache *) fcinfo->flinfo->fn_extra;
+	if (pc && !PG_ARGISNULL(0) && DatumGetPointer(PG_GETARG_DATUM(0)) == (Pointer) pc->last_state)
 	{
-		/* the state this call returned last time: checked then */
+		/*
+		 * The state this call site returned last time, in an aggregate: it was
+		 * checked then (the usual call, without the checks' function calls)
+		 */
+		state = pc->last_state;
+		c = pc->c;
 		st = (double *) ARR_DATA_PTR(state);
 		p = c->ncolumns;
 		nd = c->ndense;
@@ -610,14 +609,21 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 	{
 		int			snc;
 
+		if (!AggCheckCallContext(fcinfo, &aggcxt))
+			elog(ERROR, "logistic_pass_transfn called in non-aggregate context");
+		pc = pass_cache(fcinfo);
+		c = pc->c;
+		state = PG_ARGISNULL(0) ? pass_state_new(aggcxt, c, pc->enc.ncategorical) : PG_GETARG_ARRAYTYPE_P(0);
 		st = pass_state_values(state, &p, &nd, &snc);
-		if (p != c->ncolumns || nd != c->ndense || snc != nc ||
+		if (p != c->ncolumns || nd != c->ndense || snc != pc->enc.ncategorical ||
 			memcmp(st + ST_BETA(p), CLF_COEF_FIT(c), sizeof(double) * p) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid logistic_pass state")));
 		pc->last_state = state;
 	}
+	x = pc->x;
+	nc = pc->enc.ncategorical;
 
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		complete = false;
