@@ -78,6 +78,9 @@ extern void dpotri_(const char *uplo, const int *n, double *a, const int *lda, i
 #define ST_BUFFERED		10		/* rows in the buffer */
 #define ST_HEADER		11
 #define PASS_BLOCK		64
+#define FLOAT8_EXPONENT_BITS UINT64CONST(0x7FF0000000000000)
+#define FLOAT8_EXPONENT_ONE UINT64CONST(0x0010000000000000)
+#define FLOAT8_SIGN_BIT		UINT64CONST(0x8000000000000000)
 
 /* offsets of the parts of a state */
 #define ST_BETA(p)		(ST_HEADER)
@@ -106,6 +109,7 @@ typedef struct PassCache
 	int32	   *cols;
 	int			first_scaled;	/* dense columns from here are standardized */
 	bool		all_float8;		/* every feature a float8 number: no encoding */
+	bool		unscaled;		/* centers 0, scales 1: (x - 0) * 1 = x, a copy */
 	ArrayType  *last_state;		/* the state checked by the previous call */
 } PassCache;
 
@@ -192,6 +196,12 @@ pass_cache(FunctionCallInfo fcinfo)
 	for (int j = 0; j < c->ndense; j++)
 		pc->inv_scale[j] = 1.0 / CLF_SCALE(c)[j];
 	pc->first_scaled = (c->flags & CLASSIFIER_INTERCEPT) ? 1 : 0;
+	pc->unscaled = true;
+	for (int j = pc->first_scaled; j < c->ndense; j++)
+		pc->unscaled &= CLF_CENTER(c)[j] == 0.0 && pc->inv_scale[j] == 1.0;
+	/* the fast path writes one dense column per feature after the intercept */
+	if (c->ndense != pc->first_scaled + c->nfeatures || pc->enc.ncategorical != 0)
+		pc->all_float8 = false;
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = pc;
 	return pc;
@@ -278,8 +288,8 @@ pass_state_values(ArrayType *a, int *p, int *nd, int *nc)
  * then g += Xᵀr and H += Xᵀ diag(h) X over the dense columns, and the
  * one-hot terms row by row.
  */
-static MODEL_KERNEL void
-pass_add_block(double *dst, const double *src, int p, int nd, int nc, int k)
+static pg_attribute_always_inline void
+pass_add_rows(double *dst, const double *src, int p, int nd, int nc, int k)
 {
 	const double *beta = src + ST_BETA(p);
 	const double *X = src + ST_BUFFER(p);
@@ -289,9 +299,11 @@ pass_add_block(double *dst, const double *src, int p, int nd, int nc, int k)
 	double	   *g = dst + ST_GRADIENT(p);
 	double	   *H = dst + ST_HESSIAN(p);
 	double		eta[PASS_BLOCK],
+				e[PASS_BLOCK],
 				r[PASS_BLOCK],
 				h[PASS_BLOCK],
-				hx[PASS_BLOCK];
+				hx[PASS_BLOCK],
+				hx1[PASS_BLOCK];
 	double		loglik = 0.0,
 				weight = 0.0,
 				positives = 0.0,
@@ -317,34 +329,71 @@ pass_add_block(double *dst, const double *src, int p, int nd, int nc, int k)
 				eta[i] += beta[col];
 		}
 	for (int i = 0; i < k; i++)
-	{
-		/* one exponential: σ(η), and softplus(η) = log(1 + e^η) = max(η, 0) + log1p(e^-|η|) */
-		double		e = exp(-fabs(eta[i])),
-					prob = eta[i] >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e),
-					sp = Max(eta[i], 0.0) + log1p(e),
-					w = W[i];
-
 		if (!isfinite(eta[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("the linear predictor of a training row is out of range (%g)", eta[i]),
 					 errhint("Standardize the features with the option \"standardize\".")));
-		weight += w;
-		if (Y[i] == 1.0)
+	/* one exponential per row (libm's, not vectorised: the same digits as a row at a time) */
+	for (int i = 0; i < k; i++)
+		e[i] = exp(-fabs(eta[i]));
+
+	/*
+	 * σ(η) = 1/(1 + e) or e/(1 + e), and the log-likelihood
+	 * w [yη - softplus(η)] with softplus(η) = max(η, 0) + log1p(e): here
+	 * the terms but log1p, whose sum follows. Branch free, to vectorise
+	 * (y is 0 or 1, so y e and (1 - y) e are exact).
+	 */
+	{
+		double		wpos = 0.0,
+					wneg = 0.0,
+					product[2] = {1.0, 1.0},
+					mismatches = 0.0;	/* a double: the loop vectorises */
+		int			first;
+
+		for (first = 0; first < k && Y[first] != 1.0; first++)
+			;
+		if (first < k)
+			wpos = W[first];
+		for (first = 0; first < k && Y[first] == 1.0; first++)
+			;
+		if (first < k)
+			wneg = W[first];
+		for (int i = 0; i < k; i++)
 		{
-			positives += 1;
-			loglik -= w * (sp - eta[i]);	/* log σ(η) = η - softplus(η) */
-			if (w > 0 && eta[i] < min_positive)
-				min_positive = eta[i];
+			double		w = W[i],
+						pr = (eta[i] >= 0 ? 1.0 : e[i]) / (1.0 + e[i]);
+
+			r[i] = w * (Y[i] - pr);
+			h[i] = w * pr * (1.0 - pr);
+			weight += w;
+			positives += Y[i];
+			loglik -= w * (Max(eta[i], 0.0) - Y[i] * eta[i]);
+			product[1] *= 1.0 + Y[i] * e[i];
+			product[0] *= 1.0 + (1.0 - Y[i]) * e[i];
+			mismatches += w != (Y[i] == 1.0 ? wpos : wneg);
 		}
+
+		/*
+		 * Σ wᵢ log1p(eᵢ): with one weight per label in the block (no weight
+		 * column), one logarithm per label of the product of the 1 + eᵢ in
+		 * (1, 2] (at most 2^64, no overflow; an absolute error of about
+		 * 2^-53 per row either way), else a log1p per row.
+		 */
+		if (mismatches == 0.0)
+			loglik -= wneg * log(product[0]) + wpos * log(product[1]);
 		else
-		{
-			loglik -= w * sp;
-			if (w > 0 && eta[i] > max_negative)
-				max_negative = eta[i];
-		}
-		r[i] = w * (Y[i] - prob);
-		h[i] = w * prob * (1.0 - prob);
+			for (int i = 0; i < k; i++)
+				loglik -= W[i] * log1p(e[i]);
+	}
+	for (int i = 0; i < k; i++)
+	{
+		bool		counts = W[i] > 0;
+		double		pos = counts && Y[i] == 1.0 ? eta[i] : min_positive,
+					neg = counts && Y[i] != 1.0 ? eta[i] : max_negative;
+
+		min_positive = pos < min_positive ? pos : min_positive;
+		max_negative = neg > max_negative ? neg : max_negative;
 	}
 	dst[ST_ROWS] += k;
 	dst[ST_WEIGHT] += weight;
@@ -353,26 +402,71 @@ pass_add_block(double *dst, const double *src, int p, int nd, int nc, int k)
 	dst[ST_MIN_POSITIVE] = min_positive;
 	dst[ST_MAX_NEGATIVE] = max_negative;
 
-	for (int a = 0; a < nd; a++)
+	/*
+	 * g += Xᵀr and the lower triangle of H += Xᵀ diag(h) X: two rows a,
+	 * a + 1 of H against four columns at a time (6 loads of the block per
+	 * 8 multiply-adds, loops over the rows that vectorise, no remainder
+	 * loops: columns past the triangle are computed and dropped; an odd
+	 * last row is paired with itself).
+	 */
+	for (int a = 0; a < nd; a += 2)
 	{
 		const double *xa = X + (Size) a * PASS_BLOCK;
+		bool		pair = a + 1 < nd;
+		const double *xa1 = pair ? xa + PASS_BLOCK : xa;
 		double	   *row = H + (Size) a * p;
-		double		ga = 0.0;
+		double	   *row1 = row + p;
+		double		ga = 0.0,
+					ga1 = 0.0;
+		int			last = pair ? a + 1 : a;	/* the last column needed */
 
 		for (int i = 0; i < k; i++)
 		{
 			ga += r[i] * xa[i];
 			hx[i] = h[i] * xa[i];
+			ga1 += r[i] * xa1[i];
+			hx1[i] = h[i] * xa1[i];
 		}
 		g[a] += ga;
-		for (int b = 0; b <= a; b++)
+		if (pair)
+			g[a + 1] += ga1;
+		for (int b = 0; b <= last; b += 4)
 		{
-			const double *xb = X + (Size) b * PASS_BLOCK;
-			double		sum = 0.0;
+			const double *x0 = X + (Size) b * PASS_BLOCK,
+					   *x1 = X + (Size) Min(b + 1, nd - 1) * PASS_BLOCK,
+					   *x2 = X + (Size) Min(b + 2, nd - 1) * PASS_BLOCK,
+					   *x3 = X + (Size) Min(b + 3, nd - 1) * PASS_BLOCK;
+			double		s00 = 0.0,
+						s01 = 0.0,
+						s02 = 0.0,
+						s03 = 0.0,
+						s10 = 0.0,
+						s11 = 0.0,
+						s12 = 0.0,
+						s13 = 0.0;
 
 			for (int i = 0; i < k; i++)
-				sum += hx[i] * xb[i];
-			row[b] += sum;
+			{
+				s00 += hx[i] * x0[i];
+				s01 += hx[i] * x1[i];
+				s02 += hx[i] * x2[i];
+				s03 += hx[i] * x3[i];
+				s10 += hx1[i] * x0[i];
+				s11 += hx1[i] * x1[i];
+				s12 += hx1[i] * x2[i];
+				s13 += hx1[i] * x3[i];
+			}
+			{
+				double		s[2][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}};
+
+				for (int q = 0; q < 4 && b + q <= last; q++)
+				{
+					if (b + q <= a)
+						row[b + q] += s[0][q];
+					if (pair)
+						row1[b + q] += s[1][q];
+				}
+			}
 		}
 	}
 	for (int i = 0; i < k && nc > 0; i++)
@@ -396,6 +490,16 @@ pass_add_block(double *dst, const double *src, int p, int nd, int nc, int k)
 			}
 			row[ca] += h[i];
 		}
+}
+
+/* A full block has a constant count of rows: loops without remainders. */
+static MODEL_KERNEL void
+pass_add_block(double *dst, const double *src, int p, int nd, int nc, int k)
+{
+	if (k == PASS_BLOCK)
+		pass_add_rows(dst, src, p, nd, nc, PASS_BLOCK);
+	else
+		pass_add_rows(dst, src, p, nd, nc, k);
 }
 
 static void
@@ -485,18 +589,18 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 				k;
 	double		y,
 				w;
-	bool		complete = true;
+	bool		complete = true,
+				buffered = false;	/* the dense values are in the buffer already */
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "logistic_pass_transfn called in non-aggregate context");
-	pc = pass_cache(fcinfo);
-	c = pc->c;
-	x = pc->x;
-	nc = pc->enc.ncategorical;
-	state = PG_ARGISNULL(0) ? pass_state_new(aggcxt, c, nc) : PG_GETARG_ARRAYTYPE_P(0);
-	if (state == pc->last_state)
+	pc = (PassCache *) fcinfo->flinfo->fn_extra;
+	if (pc && !PG_ARGISNULL(0) && DatumGetPointer(PG_GETARG_DATUM(0)) == (Pointer) pc->last_state)
 	{
-		/* the state this call returned last time: checked then */
+		/*
+		 * The state this call site returned last time, in an aggregate: it was
+		 * checked then (the usual call, without the checks' function calls)
+		 */
+		state = pc->last_state;
+		c = pc->c;
 		st = (double *) ARR_DATA_PTR(state);
 		p = c->ncolumns;
 		nd = c->ndense;
@@ -505,39 +609,74 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 	{
 		int			snc;
 
+		if (!AggCheckCallContext(fcinfo, &aggcxt))
+			elog(ERROR, "logistic_pass_transfn called in non-aggregate context");
+		pc = pass_cache(fcinfo);
+		c = pc->c;
+		state = PG_ARGISNULL(0) ? pass_state_new(aggcxt, c, pc->enc.ncategorical) : PG_GETARG_ARRAYTYPE_P(0);
 		st = pass_state_values(state, &p, &nd, &snc);
-		if (p != c->ncolumns || nd != c->ndense || snc != nc ||
+		if (p != c->ncolumns || nd != c->ndense || snc != pc->enc.ncategorical ||
 			memcmp(st + ST_BETA(p), CLF_COEF_FIT(c), sizeof(double) * p) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid logistic_pass state")));
 		pc->last_state = state;
 	}
+	x = pc->x;
+	nc = pc->enc.ncategorical;
 
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		complete = false;
 	else if (pc->all_float8)
 	{
-		/* numbers only: gather, then standardize in a loop that vectorises */
-		double	   *restrict xs = x + pc->first_scaled;
-		const NullableDatum *restrict args = fcinfo->args + 4;
+		/*
+		 * Numbers only: copied (standardized) straight into the buffer's next
+		 * row; the row counts only once ST_BUFFERED moves on, below. Scalar
+		 * loads of the arguments (the executor has just stored them one by
+		 * one: a wider load would wait for those stores), integer tests (no
+		 * chain of floating-point adds): the top bit of not_finite is set
+		 * when all exponent bits of a value are, Inf or NaN.
+		 */
+		const NullableDatum *args = fcinfo->args + 4;
+		const double *center = CLF_CENTER(c) + pc->first_scaled;
+		const double *inv_scale = pc->inv_scale + pc->first_scaled;
+		double	   *column;
 		int			nf = c->nfeatures;
 		bool		any_null = false;
+		uint64		not_finite = 0;
 
+		k = (int) st[ST_BUFFERED];
 		if (c->flags & CLASSIFIER_INTERCEPT)
-			x[0] = 1.0;
-		for (int f = 0; f < nf; f++)
+			st[ST_BUFFER(p) + k] = 1.0;
+		column = st + ST_BUFFER(p) + (Size) pc->first_scaled * PASS_BLOCK + k;
+		if (pc->unscaled)
 		{
-			any_null |= args[f].isnull;
-			xs[f] = DatumGetFloat8(args[f].value);
+#pragma GCC unroll 4
+			for (int f = 0; f < nf; f++)
+			{
+				any_null |= args[f].isnull;
+				not_finite |= ((uint64) args[f].value & FLOAT8_EXPONENT_BITS) + FLOAT8_EXPONENT_ONE;
+				column[(Size) f * PASS_BLOCK] = DatumGetFloat8(args[f].value);
+			}
 		}
-		complete = !any_null;
-		if (complete && !pass_standardize(nf, CLF_CENTER(c) + pc->first_scaled, pc->inv_scale + pc->first_scaled, xs))
+		else
+		{
+#pragma GCC unroll 4
+			for (int f = 0; f < nf; f++)
+			{
+				any_null |= args[f].isnull;
+				not_finite |= ((uint64) args[f].value & FLOAT8_EXPONENT_BITS) + FLOAT8_EXPONENT_ONE;
+				column[(Size) f * PASS_BLOCK] = (DatumGetFloat8(args[f].value) - center[f]) * inv_scale[f];
+			}
+		}
+		if (!any_null && (not_finite & FLOAT8_SIGN_BIT))
 		{
 			for (int f = 0; f < nf; f++)
-				xs[f] = DatumGetFloat8(args[f].value);
+				x[pc->first_scaled + f] = DatumGetFloat8(args[f].value);
 			pass_not_finite(pc, x);
 		}
+		complete = !any_null;
+		buffered = true;
 	}
 	else
 	{
@@ -575,8 +714,9 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 	/* into the buffer; a full block is added */
 	k = (int) st[ST_BUFFERED];
 	buffer = st + ST_BUFFER(p);
-	for (int j = 0; j < nd; j++)
-		buffer[(Size) j * PASS_BLOCK + k] = x[j];
+	if (!buffered)
+		for (int j = 0; j < nd; j++)
+			buffer[(Size) j * PASS_BLOCK + k] = x[j];
 	buffer += (Size) nd * PASS_BLOCK;
 	buffer[k] = y;
 	buffer[PASS_BLOCK + k] = w * (y == 1.0 ? c->weight_positive : c->weight_negative);
@@ -2083,3 +2223,4 @@ classifier_fit(PG_FUNCTION_ARGS)
 	m = model_from_classifiers(fs.algorithm, heads, nheads, JsonbToCString(NULL, &options->root, VARSIZE(options)));
 	PG_RETURN_DATUM(model_datum(m));	/* a handle when train() keeps models out of values */
 }
+
