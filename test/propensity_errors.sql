@@ -2,7 +2,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(80);
+SELECT plan(82);
 
 CREATE TABLE people AS
 SELECT g AS id, (g % 7 + (g % 3) * 0.5)::float8 AS score, (g % 5)::int AS visits, g % 2 = 0 AS member,
@@ -140,6 +140,10 @@ SELECT throws_ok($$SELECT replace(model_export('clf', 1)::text, '314c4350', '000
                  'XX001', 'invalid personalize.model value: classifier header', 'a damaged classifier section');
 
 -- the aggregate itself
+-- the pass's all-float8 path (a model on float8 columns only) checks finiteness too
+SELECT lives_ok($$SELECT train_classifier('clf_f8', 'SELECT bought, score, (id % 4)::float8 AS x FROM people', 'bought', '{score,x}')$$, 'a classifier on float8 columns');
+SELECT throws_ok($$SELECT logistic_pass((SELECT logistic_spec(model_export('clf_f8', 1))), true, 1.0::float8, 1.0::float8, 'NaN'::float8)$$,
+                 '22000', 'feature "x" must be finite, not "NaN"', 'a NaN in a pass over float8 features names its feature');
 SELECT throws_ok($$SELECT logistic_pass(CASE WHEN score > 1 THEN '\x00'::bytea END, 1, 1, score) FROM people$$, '22023', NULL, 'a spec that varies');
 
 SELECT * FROM finish();
