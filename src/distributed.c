@@ -1344,7 +1344,7 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 		{
 			m->loss = (ur.loss + reg * (ur.norms + cblas_sdot(nitems * f, Y, 1, Y, 1)))
 				/ ((double) nusers * nitems + m->nnz);
-			ereport(NOTICE, (errmsg("als loss after iteration %d: %.9g", it, m->loss)));
+			ereport(DEBUG1, (errmsg("als loss after iteration %d: %.9g", it, m->loss)));
 		}
 		memcpy(is.gram, ur.xtx, sizeof(float) * f * f);
 		for (int a = 0; a < f; a++)
@@ -1359,7 +1359,7 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 		}
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
-		ereport(NOTICE,
+		ereport(DEBUG1,
 				(errmsg("als iteration %d of %d: %.3f s", it + 1, iterations, INSTR_TIME_GET_DOUBLE(elapsed))));
 	}
 	if (want_loss && iterations > 0)
@@ -1368,7 +1368,7 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 		driver_round(&dr, command_with_factors(CMD_LOSS, 0, false, Y, (Size) nitems * f), false, false, on_loss, &ur);
 		m->loss = (ur.loss + reg * (ur.norms + cblas_sdot(nitems * f, Y, 1, Y, 1)))
 			/ ((double) nusers * nitems + m->nnz);
-		ereport(NOTICE, (errmsg("als loss after iteration %d: %.9g", iterations, m->loss)));
+		ereport(DEBUG1, (errmsg("als loss after iteration %d: %.9g", iterations, m->loss)));
 	}
 
 	/* the users' part of the model: seen items, weights and factors */
