@@ -3,7 +3,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(45);
+SELECT plan(49);
 
 CREATE TABLE inter AS SELECT (g % 20)::bigint AS user_id, (g % 13)::bigint AS item_id, 1::real AS weight
 FROM generate_series(1, 200) g;
@@ -32,6 +32,13 @@ SELECT throws_ok($$SELECT train('x', 'als', 'inter', '{"exclude_features": ["gen
                  'feature set "genre" is not used by algorithm als', 'feature set of another algorithm');
 SELECT throws_ok($$SELECT train('x', 'als', 'inter', '{"exclude_features": [1]}')$$, '22023',
                  'option "exclude_features" must be an array of strings', 'exclude_features elements');
+SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"core": "svd"}')$$, '22023', 'option "core" must be one of warp, als, not "svd"', 'hybrid core');
+SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"core": "als", "loss": "bpr"}')$$, '22023',
+                 'option "loss" does not apply to the hybrid''s als core', 'an SGD option with the ALS core');
+SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"alpha": 2}')$$, '22023',
+                 'option "alpha" does not apply to the hybrid''s warp core', 'an ALS option with the WARP core');
+SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"core": "als", "feature_regularization": 0}')$$, '22023', NULL,
+                 'feature regularization 0');
 SELECT lives_ok($$SELECT train('h', 'hybrid', 'inter', '{"factors": 4, "iterations": 2, "item_features": "feats", "exclude_features": ["genre"]}')$$,
                 'a hybrid without its only feature set');
 
