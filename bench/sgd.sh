@@ -62,7 +62,7 @@ for t in 1 2; do
     printf "%-34s | %-7d | %-9.2f | %-14.0f | %-14.0f | %s\n", "bpr, 64 factors", t, s, r, r / t, b }'
 done
 for t in 1 2; do
-  s=$(epoch_median "SELECT personalize.model_info(personalize.hybrid_fit(user_id, item_id, weight, NULL, '{\"factors\": 64, \"iterations\": 3, \"threads\": $t, \"item_features\": \"item_features\"}')) FROM inter")
+  s=$(epoch_median "SELECT personalize.model_info(personalize.hybrid_fit(user_id, item_id, weight, NULL, '{\"core\": \"warp\", \"factors\": 64, \"iterations\": 3, \"threads\": $t, \"item_features\": \"item_features\"}')) FROM inter")
   awk -v n="$pairs" -v s="$s" -v t="$t" 'BEGIN {
     r = n / s; printf "%-34s | %-7d | %-9.2f | %-14.0f | %-14.0f | %s\n", "hybrid WARP, 64 factors, 4 features", t, s, r, r / t, "-" }'
 done

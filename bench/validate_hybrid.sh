@@ -16,7 +16,9 @@
 #    the last training interaction (what a live system knows: now).
 #    ALS, BPR and hybrid are tuned on the validation split (mean NDCG@10 over
 #    the seeds), retrained on the training part, and measured on test: the mean
-#    over SEEDS and each seed.
+#    over SEEDS and each seed. The hybrid's grid covers both cores (WARP with
+#    contexts; ALS with the feature set, all or genres and decades only, and
+#    the feature factors' penalty); the better on validation is measured.
 # 2. Item cold start: 10% of the items with interactions (chosen by
 #    md5(seed || item)), all their interactions moved to test; models rank only
 #    those items. The hybrid (genres and decades; no tags, which are
@@ -153,7 +155,7 @@ FROM unnest('{0.25,0.5,1,2}'::float8[]) a, unnest('{0.5,2,10,30}'::float8[]) r;
 SELECT sum(tune('time', 'bpr', 'fit', jsonb_build_object('learning_rate', lr, 'regularization', r, 'iterations', it),
             'valid', 'fit', NULL, NULL, (SELECT array_agg(seed) FROM seeds))) AS bpr_trainings
 FROM unnest('{0.05,0.1}'::float8[]) lr, unnest('{0.01,0.03}'::float8[]) r, unnest('{100,200}'::int[]) it;
-SELECT sum(tune('time', 'hybrid', 'fit', jsonb_build_object('learning_rate', 0.02, 'regularization', r, 'context_regularization', 0.3,
+SELECT sum(tune('time', 'hybrid', 'fit', jsonb_build_object('core', 'warp', 'learning_rate', 0.02, 'regularization', r, 'context_regularization', 0.3,
             'iterations', it, 'average', 0.25, 'negatives', n, 'item_features', 'features_valid'),
             'valid', 'fit', 'serve_valid', NULL, (SELECT array_agg(seed) FROM seeds))) AS hybrid_trainings
 FROM unnest('{0.0003,0.001}'::float8[]) r, unnest('{30,60}'::int[]) it, unnest('{interacted,all}'::text[]) n;
@@ -211,7 +213,7 @@ SQL
 echo "== 2. item cold start: tuning on the cold validation split"
 psql -At -F ' | ' <<'SQL'
 SET client_min_messages = warning;
-SELECT sum(tune('cold', 'hybrid', 'cold_fit', jsonb_build_object('learning_rate', lr, 'regularization', 0.001, 'iterations', 30,
+SELECT sum(tune('cold', 'hybrid', 'cold_fit', jsonb_build_object('core', 'warp', 'learning_rate', lr, 'regularization', 0.001, 'iterations', 30,
             'average', 0.25, 'normalize', nz, 'negatives', n, 'item_features', 'content'),
             'cold_valid', 'cold_fit', NULL, 'cold_valid_items', (SELECT array_agg(seed) FROM seeds))) AS cold_trainings
 FROM unnest('{0.02,0.05}'::float8[]) lr, unnest('{false,true}'::bool[]) nz, unnest('{interacted,all}'::text[]) n;

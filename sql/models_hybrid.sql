@@ -46,7 +46,7 @@ SELECT count(*) AS rows, bool_and(item_id NOT IN (1, 9, 17)) AS given_excluded,
 FROM recommend_for('bpr', ARRAY[1, 9, 17]::bigint[], NULL, 10);
 
 -- ---------- hybrid ----------
-SELECT train('hybrid', 'hybrid', 'clicks', '{"factors": 16, "iterations": 30, "seed": 5, "threads": 1,
+SELECT train('hybrid', 'hybrid', 'clicks', '{"core": "warp", "factors": 16, "iterations": 30, "seed": 5, "threads": 1,
               "item_features": "item_features", "user_features": "user_features"}');
 SELECT algorithm, features, model_info(model_export(name, version)) ->> 'item_features' AS item_features, model_info(model_export(name, version)) ->> 'user_features' AS user_features,
        model_info(model_export(name, version)) ->> 'contexts' AS contexts, model_info(model_export(name, version)) ->> 'items' AS items, model_info(model_export(name, version)) ->> 'users' AS users
@@ -68,7 +68,7 @@ SELECT (SELECT avg(((item_id - 1) % 8 = 7)::int) FROM generate_series(1, 400, 5)
 SELECT count(*) AS rows FROM recommend('hybrid', 10, 5, true, NULL, NULL);
 
 -- feature minimisation: named feature sets left out, and recorded
-SELECT train('hybrid_min', 'hybrid', 'clicks', '{"factors": 16, "iterations": 5, "seed": 5, "threads": 1,
+SELECT train('hybrid_min', 'hybrid', 'clicks', '{"core": "warp", "factors": 16, "iterations": 5, "seed": 5, "threads": 1,
               "item_features": "item_features", "user_features": "user_features", "exclude_features": ["segment", "context"]}');
 SELECT features, options -> 'exclude_features' AS excluded, model_info(model_export(name, version)) ->> 'contexts' AS contexts,
        model_info(model_export(name, version)) ->> 'user_features' AS user_features

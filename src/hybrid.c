@@ -5,6 +5,10 @@
  * plus an embedding of the interaction's context (daypart, device...) added
  * to the user's; trained with WARP or BPR by Hogwild SGD (sgd.c).
  *
+ * Or, with "core": "als" (the default), an implicit-ALS core (als.c): an
+ * item's vector is its id factor plus its features' factors, fitted by
+ * alternating least squares; it learns no context.
+ *
  * Features are read from SQL sources named in the options ("item_features":
  * item_id, feature, optional weight; "user_features": user_id, feature,
  * optional weight), as the caller. An item with features but no
@@ -487,7 +491,8 @@ hybrid_final(PG_FUNCTION_ARGS)
 	p.by_user = options_get_choice(opts, "sampling", samplings, 0) == 1;
 	p.threads = (int) options_get_number(opts, "threads", 2, 1, 16);
 	p.name = "hybrid";
-	als_core = options_get_choice(opts, "core", cores, 0) == 1;
+	/* the default core is the one that won on validation (doc/hybrid.md) */
+	als_core = options_get_choice(opts, "core", cores, 1) == 1;
 	for (const char *const *k = als_core ? sgd_only_options : als_only_options; *k; k++)
 		if (getKeyJsonValueFromContainer(&opts->root, *k, strlen(*k), NULL))
 			ereport(ERROR,
@@ -616,6 +621,10 @@ hybrid_final(PG_FUNCTION_ARGS)
 		}
 		/* the ALS core learns no context: its interactions are (user, item) pairs */
 		p.ncontexts = als_core ? 0 : n;
+		if (als_core && n > 0)
+			ereport(NOTICE,
+					(errmsg("the hybrid's als core learns no context: the interactions' contexts are not used"),
+					 errhint("Option \"core\": \"warp\" learns context embeddings.")));
 	}
 
 	/* samples: distinct (user, item, context) of the rows with a positive weight */
