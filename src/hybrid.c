@@ -700,8 +700,6 @@ hybrid_final(PG_FUNCTION_ARGS)
 		AlsFeatureSide is = {all.nitems, item_has_id, ic_indptr, ic_indices, ic_weights,
 		item_features->nfeatures, p.dim, item_params};
 
-		all.nnz = all.indptr[all.nusers];
-		all.weights = d->weights;
 		als_fit_features(&all, &als, feature_regularization, &us, &is);
 	}
 	else
