@@ -62,11 +62,11 @@ for t in 1 2; do
     printf "%-34s | %-7d | %-9.2f | %-14.0f | %-14.0f | %s\n", "bpr, 64 factors", t, s, r, r / t, b }'
 done
 for t in 1 2; do
-  s=$(epoch_median "SELECT personalize.model_info(personalize.hybrid_fit(user_id, item_id, weight, NULL, '{\"factors\": 64, \"iterations\": 3, \"threads\": $t, \"item_features\": \"item_features\"}')) FROM inter")
+  s=$(epoch_median "SELECT personalize.model_info(personalize.hybrid_fit(user_id, item_id, weight, NULL, '{\"core\": \"warp\", \"factors\": 64, \"iterations\": 3, \"threads\": $t, \"item_features\": \"item_features\"}')) FROM inter")
   awk -v n="$pairs" -v s="$s" -v t="$t" 'BEGIN {
     r = n / s; printf "%-34s | %-7d | %-9.2f | %-14.0f | %-14.0f | %s\n", "hybrid WARP, 64 factors, 4 features", t, s, r, r / t, "-" }'
 done
-s=$(psql -c "SET max_parallel_workers_per_gather = 0" \
+s=$(psql -c "SET max_parallel_workers_per_gather = 0" -c "SET client_min_messages = debug1" \
          -c "SELECT personalize.model_info(personalize.als_fit(user_id, item_id, weight, '{\"factors\": 64, \"iterations\": 3, \"threads\": 2}')) FROM inter" 2>&1 >/dev/null \
     | grep -o 'iteration [0-9]* of 3: [0-9.]* s' | awk '{print $5}' | median)
 awk -v n="$pairs" -v s="$s" 'BEGIN { r = n / s; printf "%-34s | %-7d | %-9.2f | %-14.0f | %-14.0f | %s\n", "baseline: als iteration, 64 factors", 2, s, r, r / 2, "-" }'

@@ -16,7 +16,9 @@
 #    the last training interaction (what a live system knows: now).
 #    ALS, BPR and hybrid are tuned on the validation split (mean NDCG@10 over
 #    the seeds), retrained on the training part, and measured on test: the mean
-#    over SEEDS and each seed.
+#    over SEEDS and each seed. The hybrid's grid covers both cores (WARP with
+#    contexts; ALS with the feature set, all or genres and decades only, and
+#    the feature factors' penalty); the better on validation is measured.
 # 2. Item cold start: 10% of the items with interactions (chosen by
 #    md5(seed || item)), all their interactions moved to test; models rank only
 #    those items. The hybrid (genres and decades; no tags, which are
@@ -153,19 +155,36 @@ FROM unnest('{0.25,0.5,1,2}'::float8[]) a, unnest('{0.5,2,10,30}'::float8[]) r;
 SELECT sum(tune('time', 'bpr', 'fit', jsonb_build_object('learning_rate', lr, 'regularization', r, 'iterations', it),
             'valid', 'fit', NULL, NULL, (SELECT array_agg(seed) FROM seeds))) AS bpr_trainings
 FROM unnest('{0.05,0.1}'::float8[]) lr, unnest('{0.01,0.03}'::float8[]) r, unnest('{100,200}'::int[]) it;
-SELECT sum(tune('time', 'hybrid', 'fit', jsonb_build_object('learning_rate', 0.02, 'regularization', r, 'context_regularization', 0.3,
+SELECT sum(tune('time', 'hybrid', 'fit', jsonb_build_object('core', 'warp', 'learning_rate', 0.02, 'regularization', r, 'context_regularization', 0.3,
             'iterations', it, 'average', 0.25, 'negatives', n, 'item_features', 'features_valid'),
             'valid', 'fit', 'serve_valid', NULL, (SELECT array_agg(seed) FROM seeds))) AS hybrid_trainings
 FROM unnest('{0.0003,0.001}'::float8[]) r, unnest('{30,60}'::int[]) it, unnest('{interacted,all}'::text[]) n;
+-- the ALS core: ALS's grid around its best, the feature factors' penalty, and
+-- the feature set (all, or genres and decades only: "content")
+SELECT sum(tune('time', 'hybrid', 'fit', jsonb_build_object('core', 'als', 'alpha', a, 'regularization', r,
+            'feature_regularization', mu, 'item_features', fs),
+            'valid', 'fit', 'serve_valid', NULL, (SELECT array_agg(seed) FROM seeds))) AS hybrid_als_trainings
+FROM unnest('{0.25,0.5}'::float8[]) a, unnest('{5,10,20}'::float8[]) r, unnest('{10,30,100}'::float8[]) mu,
+     unnest('{features_valid,content}'::text[]) fs;
 SELECT 'algorithm | options | validation NDCG@10 (mean over seeds)';
 SELECT algorithm, options, round(avg(ndcg10)::numeric, 4) FROM grid WHERE task = 'time'
 GROUP BY algorithm, options ORDER BY algorithm, avg(ndcg10) DESC;
+SELECT 'best hybrid per core | options | validation NDCG@10';
+SELECT DISTINCT ON (coalesce(options->>'core', 'warp')) coalesce(options->>'core', 'warp'), options, round(avg(ndcg10)::numeric, 4)
+FROM grid WHERE task = 'time' AND algorithm = 'hybrid' GROUP BY options
+ORDER BY coalesce(options->>'core', 'warp'), avg(ndcg10) DESC;
 SQL
 
 echo "== 1. MovieLens small, time split, 660 test users: test NDCG@10 of the tuned models"
 psql -At -F ' | ' <<'SQL'
 SET client_min_messages = warning;
 CREATE TABLE result (model text, seed int, users bigint, p10 float8, r10 float8, ndcg10 float8);
+-- the feature sets of the tuned hybrid's source, and the context
+CREATE FUNCTION all_sets() RETURNS jsonb LANGUAGE sql AS $f$
+  SELECT jsonb_agg(s ORDER BY s DESC) FROM (SELECT 'context' AS s UNION
+    SELECT DISTINCT split_part(feature, ':', 1) FROM content
+    UNION SELECT 'tag' WHERE best('time', 'hybrid')->>'item_features' = 'features_valid') t
+$f$;
 DO $$
 DECLARE s int; a text;
 BEGIN
@@ -180,8 +199,8 @@ BEGIN
   FOREACH s IN ARRAY (SELECT array_agg(seed) FROM seeds) LOOP
     PERFORM personalize.train('test_hybrid_ids', 'hybrid', 'train',
       replace(best('time', 'hybrid')::text, 'features_valid', 'features_test')::jsonb
-      || jsonb_build_object('seed', s, 'threads', 1, 'exclude_features', jsonb_build_array('genre', 'decade', 'tag', 'context')));
-    INSERT INTO result SELECT 'hybrid without genre, decade, tag, context', s, m.* FROM metrics('test_hybrid_ids', 'test', 'train') m;
+      || jsonb_build_object('seed', s, 'threads', 1, 'exclude_features', all_sets()));
+    INSERT INTO result SELECT 'hybrid without its features and context (ids only)', s, m.* FROM metrics('test_hybrid_ids', 'test', 'train') m;
   END LOOP;
 END $$;
 SELECT 'model | options (tuned) | users | P@10 | R@10 | NDCG@10 mean | per seed | / ALS';
@@ -194,10 +213,14 @@ SQL
 echo "== 2. item cold start: tuning on the cold validation split"
 psql -At -F ' | ' <<'SQL'
 SET client_min_messages = warning;
-SELECT sum(tune('cold', 'hybrid', 'cold_fit', jsonb_build_object('learning_rate', lr, 'regularization', 0.001, 'iterations', 30,
+SELECT sum(tune('cold', 'hybrid', 'cold_fit', jsonb_build_object('core', 'warp', 'learning_rate', lr, 'regularization', 0.001, 'iterations', 30,
             'average', 0.25, 'normalize', nz, 'negatives', n, 'item_features', 'content'),
             'cold_valid', 'cold_fit', NULL, 'cold_valid_items', (SELECT array_agg(seed) FROM seeds))) AS cold_trainings
 FROM unnest('{0.02,0.05}'::float8[]) lr, unnest('{false,true}'::bool[]) nz, unnest('{interacted,all}'::text[]) n;
+SELECT sum(tune('cold', 'hybrid', 'cold_fit', jsonb_build_object('core', 'als', 'alpha', 0.25, 'regularization', 10,
+            'feature_regularization', mu, 'normalize', nz, 'item_features', 'content'),
+            'cold_valid', 'cold_fit', NULL, 'cold_valid_items', (SELECT array_agg(seed) FROM seeds))) AS cold_als_trainings
+FROM unnest('{1,10}'::float8[]) mu, unnest('{false,true}'::bool[]) nz;
 SELECT 'options | validation NDCG@10 (mean over seeds)';
 SELECT options, round(avg(ndcg10)::numeric, 4) FROM grid WHERE task = 'cold' GROUP BY options ORDER BY avg(ndcg10) DESC LIMIT 5;
 SQL
@@ -264,7 +287,7 @@ FROM personalize.privacy_report('train', 'test', '{0.5,1,2,5,10,Infinity}',
     'dp_als', '{"alpha": 0.25, "regularization": 1, "iterations": 2, "contributions": 50}'::jsonb,
     'dp_popularity', '{"contributions": 10, "catalog": "movie_catalog"}'::jsonb,
     'hybrid', replace(best('time', 'hybrid')::text, 'features_valid', 'features_test')::jsonb || '{"threads": 1}',
-    'ablations', '[["genre"], ["decade"], ["tag"], ["context"], ["genre", "decade", "tag", "context"]]'::jsonb,
+    'ablations', (SELECT jsonb_agg(jsonb_build_array(s)) FROM jsonb_array_elements_text(all_sets()) s) || jsonb_build_array(all_sets()),
     'contexts', 'serve_test'),
   10, '{1,2,3,4,5}');
 SQL

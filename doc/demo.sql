@@ -234,14 +234,14 @@ SELECT item_id, position, segment FROM (
   SELECT t.item_id, c.name AS segment, row_number() OVER (PARTITION BY c.name ORDER BY count(*) DESC, t.item_id)::int AS position
   FROM train t JOIN items USING (item_id) JOIN categories c USING (category_id) GROUP BY t.item_id, c.name) s
 WHERE position <= 20;
--- arm C: item features and the daypart of each purchase
+-- arm C: item features and the daypart of each purchase (the WARP core learns contexts)
 CREATE VIEW item_categories AS SELECT i.item_id, 'category:' || c.name AS feature FROM items i JOIN categories c USING (category_id);
 CREATE VIEW train_in_context AS
 SELECT user_id, item_id, weight, CASE WHEN extract(hour FROM occurred_at AT TIME ZONE 'UTC') < 12 THEN 'morning' ELSE 'evening' END AS context
 FROM split WHERE part = 'train';
 SELECT personalize.train('arm_a', 'editorial', 'curated', '{"segments": "favourite"}') AS a,
        personalize.train('arm_b', 'als', 'train', '{"factors": 32, "iterations": 10}') AS b,
-       personalize.train('arm_c', 'hybrid', 'train_in_context', '{"factors": 32, "iterations": 20, "item_features": "item_categories"}') AS c,
+       personalize.train('arm_c', 'hybrid', 'train_in_context', '{"core": "warp", "factors": 32, "iterations": 20, "item_features": "item_categories"}') AS c,
        personalize.train('arm_d', 'dp_als', 'train', '{"factors": 32, "iterations": 5, "epsilon": 10, "contributions": 30}') AS d \g /dev/null
 SELECT name, algorithm, features, privacy ->> 'epsilon' AS epsilon, round((privacy ->> 'noise_std')::numeric, 1) AS noise_std
 FROM personalize.models WHERE name LIKE 'arm_%' ORDER BY name;

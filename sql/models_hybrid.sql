@@ -46,7 +46,7 @@ SELECT count(*) AS rows, bool_and(item_id NOT IN (1, 9, 17)) AS given_excluded,
 FROM recommend_for('bpr', ARRAY[1, 9, 17]::bigint[], NULL, 10);
 
 -- ---------- hybrid ----------
-SELECT train('hybrid', 'hybrid', 'clicks', '{"factors": 16, "iterations": 30, "seed": 5, "threads": 1,
+SELECT train('hybrid', 'hybrid', 'clicks', '{"core": "warp", "factors": 16, "iterations": 30, "seed": 5, "threads": 1,
               "item_features": "item_features", "user_features": "user_features"}');
 SELECT algorithm, features, model_info(model_export(name, version)) ->> 'item_features' AS item_features, model_info(model_export(name, version)) ->> 'user_features' AS user_features,
        model_info(model_export(name, version)) ->> 'contexts' AS contexts, model_info(model_export(name, version)) ->> 'items' AS items, model_info(model_export(name, version)) ->> 'users' AS users
@@ -68,7 +68,7 @@ SELECT (SELECT avg(((item_id - 1) % 8 = 7)::int) FROM generate_series(1, 400, 5)
 SELECT count(*) AS rows FROM recommend('hybrid', 10, 5, true, NULL, NULL);
 
 -- feature minimisation: named feature sets left out, and recorded
-SELECT train('hybrid_min', 'hybrid', 'clicks', '{"factors": 16, "iterations": 5, "seed": 5, "threads": 1,
+SELECT train('hybrid_min', 'hybrid', 'clicks', '{"core": "warp", "factors": 16, "iterations": 5, "seed": 5, "threads": 1,
               "item_features": "item_features", "user_features": "user_features", "exclude_features": ["segment", "context"]}');
 SELECT features, options -> 'exclude_features' AS excluded, model_info(model_export(name, version)) ->> 'contexts' AS contexts,
        model_info(model_export(name, version)) ->> 'user_features' AS user_features
@@ -105,6 +105,39 @@ SELECT abs(sum(contribution) - score('hybrid', 10, 3)) < 1e-4 AS hybrid_sums_to_
 FROM explain('hybrid', 10, 3, NULL);
 SELECT array_agg(DISTINCT kind ORDER BY kind) AS kinds_in_context, count(*) FILTER (WHERE kind = 'context') AS context_rows
 FROM explain('hybrid', 10, 3, NULL, 'night');
+-- the hybrid's ALS core: against numpy (test/reference/ref_hybrid.py): scores of warm and
+-- cold items, and explain's parts
+CREATE TABLE hybrid_features (item_id bigint, feature text, weight real);
+\copy hybrid_features FROM 'test/reference/hybrid_features.tsv' WITH (FORMAT csv, DELIMITER E'\t', HEADER)
+CREATE TEMP TABLE ref_hybrid (user_id bigint, item_id bigint, kind text, name text, contribution float8);
+\copy ref_hybrid FROM 'test/reference/hybrid_als.tsv' WITH (FORMAT csv, DELIMITER E'\t', HEADER)
+SELECT train('hybrid_als', 'hybrid', 'explain_inter', '{"core": "als", "factors": 4, "iterations": 3, "cg_steps": 8, "seed": 11,
+              "alpha": 2, "regularization": 0.5, "feature_regularization": 2, "threads": 1, "item_features": "hybrid_features"}');
+SELECT count(*) AS scores, max(abs(score('hybrid_als', r.user_id, r.item_id) - r.contribution)) < 1e-4 AS scores_equal_numpy,
+       max(abs(r.contribution)) > 0.1 AS not_trivial
+FROM ref_hybrid r WHERE kind = 'score';
+SELECT count(*) AS parts, count(e.contribution) AS explained, max(abs(e.contribution - r.contribution)) < 1e-4 AS parts_equal_numpy
+FROM ref_hybrid r LEFT JOIN LATERAL explain('hybrid_als', r.user_id, r.item_id, NULL) e
+  ON e.kind = r.kind AND e.name IS NOT DISTINCT FROM r.name
+WHERE r.kind <> 'score';
+-- without features it is ALS: the same start, the same solver
+SELECT train('plain_als', 'als', 'clicks', '{"factors": 8, "iterations": 5, "seed": 2, "alpha": 1, "regularization": 0.1}');
+SELECT train('hybrid_ids', 'hybrid', 'clicks', '{"core": "als", "factors": 8, "iterations": 5, "seed": 2, "alpha": 1, "regularization": 0.1}');
+SELECT count(*) AS pairs, max(abs(score('plain_als', u, i) - score('hybrid_ids', u, i))) < 1e-6 AS ids_only_is_als
+FROM generate_series(1, 400, 37) u, generate_series(1, 200, 7) i;
+-- with categories and segments: cold items and cold users by their features, contexts not learned
+SELECT train('hybrid_als_cs', 'hybrid', 'clicks', '{"core": "als", "factors": 16, "seed": 5, "threads": 1,
+              "item_features": "item_features", "user_features": "user_features"}');
+SELECT avg(((r.item_id - 1000) / 2 = u % 8)::int) > 0.8 AS als_core_new_items_of_liked_category_top2
+FROM generate_series(1, 400, 3) u, recommend('hybrid_als_cs', u, 2, candidates => ARRAY(SELECT 1000 + g FROM generate_series(0, 15) g)) r;
+SELECT avg(((r.item_id - 1) % 8 = s)::int) >= 0.8 AS als_core_segment_category, min(r.reason) AS reason
+FROM generate_series(0, 7) s, recommend('hybrid_als_cs', 5000 + s, 5, candidates => ARRAY(SELECT item_id FROM catalog)) r;
+SELECT model_info(model_export(name, version)) ->> 'contexts' AS als_core_contexts,
+       (SELECT min(reason) FROM recommend('hybrid_als_cs', 10, 3, context => 'night')) AS reason_in_context
+FROM models WHERE name = 'hybrid_als_cs';
+SELECT abs(sum(contribution) - score('hybrid_als_cs', 10, 3)) < 1e-4 AS als_core_sums_to_score,
+       array_agg(DISTINCT kind ORDER BY kind) AS kinds
+FROM explain('hybrid_als_cs', 10, 3, NULL);
 SELECT abs(sum(contribution) - score('bpr', 10, 3)) < 1e-5 AS bpr_sums_to_score, array_agg(kind ORDER BY kind) AS kinds
 FROM explain('bpr', 10, 3, NULL);
 -- unknown user or item: no rows; popularity: one row

@@ -2620,3 +2620,7 @@ CREATE AGGREGATE personalize.logistic_pass_flat(spec bytea, label double precisi
 	PARALLEL = SAFE
 );
 -- ==== end of logistic passes on Citus ====
+
+-- ==== hybrid's ALS core (issue 13) ====
+COMMENT ON AGGREGATE personalize.hybrid_fit(bigint, bigint, real, text, jsonb) IS 'hybrid model: id, feature and context embeddings trained with WARP or BPR, or id and feature factors by implicit ALS (option core)';
+-- ==== end of hybrid's ALS core ====

@@ -40,6 +40,7 @@
 const char *const als_options[] = {ALS_OPTION_KEYS, "warm_start", NULL};
 
 #define ALS_CHUNK 256
+#define ALS_RIDGE_STEPS 20		/* CG steps for the feature factors, per half-iteration */
 
 typedef struct AlsHalf
 {
@@ -54,6 +55,8 @@ typedef struct AlsHalf
 	const float *weights;
 	int32		nrows;
 	const AlsNoise *noise;		/* item side of dp_als (dp.c), else NULL */
+	const float *prior;			/* hybrid: rows' prior means (nrows x f), else NULL */
+	float		prior_weight;	/* its weight λ: the system gets + λ prior on the right */
 	bool		shared_gram;	/* rows solve (gram) x = Σ c y: no per-row confidence term */
 	int			iteration;
 	int			scratch_floats; /* per thread */
@@ -98,6 +101,8 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 
 		vec_axpy(f, h->shared_gram ? c : c - (c - 1.0f) * vec_dot(f, y, x), y, r);
 	}
+	if (h->prior)
+		vec_axpy(f, h->prior_weight, h->prior + (Size) row * f, r);
 	/* private statistics: A + E and b + e (noise after the three work vectors) */
 	if (h->noise)
 	{
@@ -488,4 +493,285 @@ als_final(PG_FUNCTION_ARGS)
 	interactions_check_memory(st, 4.0 * o.factors * ((double) st->users.count + st->items.count), "als");
 	/* interactions_build consumes the triples (FINALFUNC_MODIFY = READ_WRITE) */
 	PG_RETURN_DATUM(model_datum(als_fit_model(interactions_build(st), opts, &o, MODEL_ALS, NULL, 0, NULL)));
+}
+
+/* ---------- the hybrid's ALS core: id factors plus feature factors ---------- */
+
+/*
+ * The warm rows (those with an id) of a side: their model rows, their id's
+ * weight, and their features as a CSR over feature indices; prior = F W.
+ */
+typedef struct WarmSide
+{
+	int32		n;
+	int32	   *rows;			/* model row of each warm row */
+	float	   *id_weight;
+	int64	   *f_indptr;
+	int32	   *f_indices;
+	float	   *f_weights;
+	int32		nfeatures;
+	float	   *W;				/* nfeatures x f */
+	float	   *prior;			/* n x f */
+} WarmSide;
+
+static void
+warm_side_build(const AlsFeatureSide *s, int f, WarmSide *w)
+{
+	int64		nnz = 0;
+
+	w->rows = palloc(sizeof(int32) * Max(s->nrows, 1));
+	w->id_weight = palloc(sizeof(float) * Max(s->nrows, 1));
+	w->n = 0;
+	for (int32 r = 0; r < s->nrows; r++)
+		if (s->has_id[r])
+			w->rows[w->n++] = r;
+	w->f_indptr = palloc(sizeof(int64) * ((Size) w->n + 1));
+	w->f_indices = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * Max(s->indptr[s->nrows], 1));
+	w->f_weights = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(s->indptr[s->nrows], 1));
+	for (int32 k = 0; k < w->n; k++)
+	{
+		int32		r = w->rows[k];
+
+		w->f_indptr[k] = nnz;
+		w->id_weight[k] = 1.0f;
+		for (int64 j = s->indptr[r]; j < s->indptr[r + 1]; j++)
+		{
+			if (s->indices[j] < s->nrows)
+				w->id_weight[k] = s->weights[j];
+			else
+			{
+				w->f_indices[nnz] = s->indices[j] - s->nrows;
+				w->f_weights[nnz++] = s->weights[j];
+			}
+		}
+	}
+	w->f_indptr[w->n] = nnz;
+	w->nfeatures = s->nfeatures;
+	w->W = palloc0(sizeof(float) * Max((Size) s->nfeatures * f, 1));
+	w->prior = s->nfeatures > 0 ? MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max((Size) w->n * f, 1)) : NULL;
+}
+
+/* out (n x f) = F P over the warm rows */
+static void
+features_times(const WarmSide *w, int f, const float *P, float *out)
+{
+	memset(out, 0, sizeof(float) * (Size) w->n * f);
+	for (int32 k = 0; k < w->n; k++)
+		for (int64 j = w->f_indptr[k]; j < w->f_indptr[k + 1]; j++)
+			vec_axpy(f, w->f_weights[j], P + (Size) w->f_indices[j] * f, out + (Size) k * f);
+}
+
+/* out (nfeatures x f) = λ Fᵀ (F P) + μ P */
+static void
+ridge_apply(const WarmSide *w, int f, float lambda, float mu, const float *P, float *tmp, float *out)
+{
+	features_times(w, f, P, tmp);
+	for (Size a = 0; a < (Size) w->nfeatures * f; a++)
+		out[a] = mu * P[a];
+	for (int32 k = 0; k < w->n; k++)
+		for (int64 j = w->f_indptr[k]; j < w->f_indptr[k + 1]; j++)
+			vec_axpy(f, lambda * w->f_weights[j], tmp + (Size) k * f, out + (Size) w->f_indices[j] * f);
+}
+
+/*
+ * W = argmin λ Σ_k ‖x_k − F_k W‖² + μ ‖W‖² for the warm rows' factors X:
+ * (λ FᵀF + μ I) W = λ Fᵀ X, by conjugate gradient with a Jacobi
+ * preconditioner, each of the f columns its own system, from the current W.
+ */
+static void
+ridge_features(WarmSide *w, int f, const float *X, float lambda, float mu, int steps)
+{
+	Size		nw = (Size) w->nfeatures * f;
+	float	   *R = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nw);
+	float	   *Z = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nw);
+	float	   *P = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nw);
+	float	   *AP = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nw);
+	float	   *tmp = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max((Size) w->n * f, 1));
+	float	   *diag = palloc0(sizeof(float) * w->nfeatures);
+	double	   *rz = palloc0(sizeof(double) * f),
+			   *rz_new = palloc(sizeof(double) * f),
+			   *pap = palloc(sizeof(double) * f);
+
+	for (int64 j = 0; j < w->f_indptr[w->n]; j++)
+		diag[w->f_indices[j]] += lambda * w->f_weights[j] * w->f_weights[j];
+	for (int32 g = 0; g < w->nfeatures; g++)
+		diag[g] += mu;
+	/* R = λ Fᵀ X − (λ FᵀF + μ I) W */
+	ridge_apply(w, f, lambda, mu, w->W, tmp, AP);
+	memset(R, 0, sizeof(float) * nw);
+	for (int32 k = 0; k < w->n; k++)
+		for (int64 j = w->f_indptr[k]; j < w->f_indptr[k + 1]; j++)
+			vec_axpy(f, lambda * w->f_weights[j], X + (Size) k * f, R + (Size) w->f_indices[j] * f);
+	for (Size a = 0; a < nw; a++)
+	{
+		R[a] -= AP[a];
+		Z[a] = R[a] / diag[a / f];
+		P[a] = Z[a];
+		rz[a % f] += (double) R[a] * Z[a];
+	}
+	for (int s = 0; s < steps; s++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ridge_apply(w, f, lambda, mu, P, tmp, AP);
+		memset(pap, 0, sizeof(double) * f);
+		for (Size a = 0; a < nw; a++)
+			pap[a % f] += (double) P[a] * AP[a];
+		memset(rz_new, 0, sizeof(double) * f);
+		for (Size a = 0; a < nw; a++)
+		{
+			int			c = a % f;
+			float		step = pap[c] > 0 ? (float) (rz[c] / pap[c]) : 0.0f;
+
+			w->W[a] += step * P[a];
+			R[a] -= step * AP[a];
+			Z[a] = R[a] / diag[a / f];
+			rz_new[c] += (double) R[a] * Z[a];
+		}
+		for (Size a = 0; a < nw; a++)
+		{
+			int			c = a % f;
+
+			P[a] = Z[a] + (rz[c] > 0 ? (float) (rz_new[c] / rz[c]) : 0.0f) * P[a];
+		}
+		memcpy(rz, rz_new, sizeof(double) * f);
+	}
+	pfree(R);
+	pfree(Z);
+	pfree(P);
+	pfree(AP);
+	pfree(tmp);
+}
+
+/*
+ * Fills the parameters of both sides: each feature's row is its row of W,
+ * each warm row's id row what its solved vector has beyond F W (divided by
+ * the id's weight); the last (bias) component 1 for users, 0 for items.
+ */
+static void
+als_feature_params(const AlsFeatureSide *s, const WarmSide *w, const float *X, int f, bool user)
+{
+	int			dim = s->dim;
+
+	memset(s->params, 0, sizeof(float) * ((Size) s->nrows + s->nfeatures) * dim);
+	for (int32 g = 0; g < s->nfeatures; g++)
+		memcpy(s->params + ((Size) s->nrows + g) * dim, w->W + (Size) g * f, sizeof(float) * f);
+	for (int32 k = 0; k < w->n; k++)
+	{
+		float	   *out = s->params + (Size) w->rows[k] * dim;
+
+		for (int a = 0; a < f; a++)
+			out[a] = (X[(Size) k * f + a] - (w->prior ? w->prior[(Size) k * f + a] : 0.0f)) / w->id_weight[k];
+	}
+	if (user)
+		for (Size r = 0; r < (Size) s->nrows + s->nfeatures; r++)
+			s->params[r * dim + f] = 1.0f;
+}
+
+void
+als_fit_features(const Interactions *d, const AlsOptions *o, float feature_regularization,
+				 AlsFeatureSide *user_side, AlsFeatureSide *item_side)
+{
+	int			f = o->factors;
+	float		reg = o->regularization;
+	pg_prng_state rng;
+	WarmSide	wu,
+				wi;
+	int32	   *item_warm;
+	Interactions warm;
+	float	   *X,
+			   *Y,
+			   *gram,
+			   *scratch;
+	int64	   *t_indptr;
+	int32	   *t_indices;
+	float	   *t_weights;
+	AlsHalf		users,
+				items;
+	int64		nnz = 0;
+
+	warm_side_build(user_side, f, &wu);
+	warm_side_build(item_side, f, &wi);
+
+	/* interactions over the warm rows */
+	item_warm = palloc(sizeof(int32) * Max(item_side->nrows, 1));
+	for (int32 k = 0; k < wi.n; k++)
+		item_warm[wi.rows[k]] = k;
+	memset(&warm, 0, sizeof(warm));
+	warm.nusers = wu.n;
+	warm.nitems = wi.n;
+	warm.indptr = palloc(sizeof(int64) * ((Size) wu.n + 1));
+	warm.indices = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * Max(d->nnz, 1));
+	warm.weights = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(d->nnz, 1));
+	for (int32 k = 0; k < wu.n; k++)
+	{
+		int32		u = wu.rows[k];
+
+		warm.indptr[k] = nnz;
+		for (int64 j = d->indptr[u]; j < d->indptr[u + 1]; j++)
+		{
+			warm.indices[nnz] = item_warm[d->indices[j]];
+			warm.weights[nnz++] = d->weights[j];
+		}
+	}
+	warm.indptr[wu.n] = nnz;
+	warm.nnz = nnz;
+	interactions_transpose(&warm, &t_indptr, &t_indices, &t_weights);
+
+	/* the start of als_fit_model: without features the same model */
+	pg_prng_seed(&rng, o->seed);
+	X = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max((Size) wu.n * f, 1));
+	Y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max((Size) wi.n * f, 1));
+	for (Size i = 0; i < (Size) wu.n * f; i++)
+		X[i] = (float) (pg_prng_double(&rng) * 0.01);
+	for (Size i = 0; i < (Size) wi.n * f; i++)
+		Y[i] = (float) (pg_prng_double(&rng) * 0.01);
+	gram = palloc(sizeof(float) * f * f);
+
+	memset(&users, 0, sizeof(users));
+	users.f = f;
+	users.cg_steps = o->cg_steps;
+	users.alpha = o->alpha;
+	users.gram = gram;
+	users.other = Y;
+	users.self = X;
+	users.indptr = warm.indptr;
+	users.indices = warm.indices;
+	users.weights = warm.weights;
+	users.nrows = wu.n;
+	users.scratch_floats = 3 * f;
+	users.prior = wu.prior;
+	users.prior_weight = reg;
+	items = users;
+	items.other = X;
+	items.self = Y;
+	items.indptr = t_indptr;
+	items.indices = t_indices;
+	items.weights = t_weights;
+	items.nrows = wi.n;
+	items.prior = wi.prior;
+	scratch = palloc(sizeof(float) * users.scratch_floats * o->threads);
+
+	for (int it = 0; it < o->iterations; it++)
+	{
+		als_gram(Y, wi.n, f, reg, gram);
+		if (wu.prior)
+			features_times(&wu, f, wu.W, wu.prior);
+		als_half(&users, o->threads, scratch);
+		if (wu.prior)
+			ridge_features(&wu, f, X, reg, feature_regularization, ALS_RIDGE_STEPS);
+		als_gram(X, wu.n, f, reg, gram);
+		if (wi.prior)
+			features_times(&wi, f, wi.W, wi.prior);
+		als_half(&items, o->threads, scratch);
+		if (wi.prior)
+			ridge_features(&wi, f, Y, reg, feature_regularization, ALS_RIDGE_STEPS);
+		progress_set_iteration(it + 1, o->iterations, NAN);
+	}
+	/* the priors of the final W, so that id rows are what the vectors have beyond them */
+	if (wu.prior)
+		features_times(&wu, f, wu.W, wu.prior);
+	if (wi.prior)
+		features_times(&wi, f, wi.W, wi.prior);
+	als_feature_params(user_side, &wu, X, f, true);
+	als_feature_params(item_side, &wi, Y, f, false);
 }

@@ -54,4 +54,31 @@ extern void als_solve_rows(int f, int cg_steps, float alpha, const float *gram, 
 						   const int64 *indptr, const int32 *indices, const float *weights, int32 nrows,
 						   int nthreads);
 
+/*
+ * One side (users or items) of the hybrid's ALS core: a row's vector is its
+ * id factor (rows with interactions) plus the weighted sum of its features'
+ * factors, given as a composition of parameter rows (id row r is parameter r,
+ * feature g is parameter nrows + g).
+ */
+typedef struct AlsFeatureSide
+{
+	int32		nrows;
+	const bool *has_id;
+	const int64 *indptr;
+	const int32 *indices;
+	const float *weights;
+	int32		nfeatures;
+	int			dim;			/* components per parameter row: factors + 1 (bias) */
+	float	   *params;			/* (nrows + nfeatures) x dim, filled by als_fit_features */
+} AlsFeatureSide;
+
+/*
+ * Implicit ALS whose row factors have the prior mean F W (their features'
+ * factors) instead of 0: each half-iteration solves the rows with λ‖x − F W‖²
+ * for λ‖x‖², then W by ridge regression of the rows on their features
+ * (penalty feature_regularization ‖W‖²). d is over the sides' rows.
+ */
+extern void als_fit_features(const Interactions *d, const AlsOptions *o, float feature_regularization,
+							 AlsFeatureSide *users, AlsFeatureSide *items);
+
 #endif

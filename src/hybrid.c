@@ -5,6 +5,10 @@
  * plus an embedding of the interaction's context (daypart, device...) added
  * to the user's; trained with WARP or BPR by Hogwild SGD (sgd.c).
  *
+ * Or, with "core": "als" (the default), an implicit-ALS core (als.c): an
+ * item's vector is its id factor plus its features' factors, fitted by
+ * alternating least squares; it learns no context.
+ *
  * Features are read from SQL sources named in the options ("item_features":
  * item_id, feature, optional weight; "user_features": user_id, feature,
  * optional weight), as the caller. An item with features but no
@@ -24,6 +28,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "als.h"
 #include "model.h"
 #include "sgd.h"
 #include "sqlsource.h"
@@ -35,8 +40,17 @@
 static const char *const hybrid_options[] = {
 	"factors", "loss", "learning_rate", "learning_schedule", "regularization", "iterations",
 	"max_sampled", "seed", "threads", "item_features", "user_features", "normalize",
-	"exclude_features", "sampling", "average", "context_regularization", "negatives", NULL
+	"exclude_features", "sampling", "average", "context_regularization", "negatives",
+	"core", "alpha", "cg_steps", "feature_regularization", NULL
 };
+static const char *const cores[] = {"warp", "als", NULL};
+
+/* Options of one core only: an error with the other. */
+static const char *const sgd_only_options[] = {
+	"loss", "learning_rate", "learning_schedule", "max_sampled", "sampling", "average",
+	"context_regularization", "negatives", NULL
+};
+static const char *const als_only_options[] = {"alpha", "cg_steps", "feature_regularization", NULL};
 static const char *const hybrid_losses[] = {"warp", "bpr", NULL};
 static const char *const negative_sets[] = {"all", "interacted", NULL};
 static const char *const samplings[] = {"interactions", "users", NULL};
@@ -449,6 +463,9 @@ hybrid_final(PG_FUNCTION_ARGS)
 	int32		item_width,
 				user_width;
 	ModelHeader *m;
+	bool		als_core;
+	AlsOptions	als;
+	float		feature_regularization = 0;
 	float	   *user_params,
 			   *item_params,
 			   *context_params;
@@ -474,6 +491,24 @@ hybrid_final(PG_FUNCTION_ARGS)
 	p.by_user = options_get_choice(opts, "sampling", samplings, 0) == 1;
 	p.threads = (int) options_get_number(opts, "threads", 2, 1, 16);
 	p.name = "hybrid";
+	/* the default core is the one that won on validation (doc/hybrid.md) */
+	als_core = options_get_choice(opts, "core", cores, 1) == 1;
+	for (const char *const *k = als_core ? sgd_only_options : als_only_options; *k; k++)
+		if (getKeyJsonValueFromContainer(&opts->root, *k, strlen(*k), NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" does not apply to the hybrid's %s core", *k, als_core ? "als" : "warp")));
+	if (als_core)
+	{
+		als.factors = f;
+		als.regularization = (float) options_get_number(opts, "regularization", ALS_DEFAULT_REGULARIZATION, 0, 1e6);
+		als.alpha = (float) options_get_number(opts, "alpha", ALS_DEFAULT_ALPHA, 0, 1e6);
+		als.iterations = (int) options_get_number(opts, "iterations", 15, 0, 1000);
+		als.cg_steps = (int) options_get_number(opts, "cg_steps", 3, 1, 1024);
+		als.threads = p.threads;
+		als.seed = p.seed;
+		feature_regularization = (float) options_get_number(opts, "feature_regularization", 1, 1e-6, 1e6);
+	}
 	normalize = options_get_bool(opts, "normalize", false);
 	all_negatives = options_get_choice(opts, "negatives", negative_sets, 0) == 0;
 	item_source = options_get_string(opts, "item_features", NULL);
@@ -584,7 +619,12 @@ hybrid_final(PG_FUNCTION_ARGS)
 
 			context_rank[ce->index] = c;
 		}
-		p.ncontexts = n;
+		/* the ALS core learns no context: its interactions are (user, item) pairs */
+		p.ncontexts = als_core ? 0 : n;
+		if (als_core && n > 0)
+			ereport(NOTICE,
+					(errmsg("the hybrid's als core learns no context: the interactions' contexts are not used"),
+					 errhint("Option \"core\": \"warp\" learns context embeddings.")));
 	}
 
 	/* samples: distinct (user, item, context) of the rows with a positive weight */
@@ -653,8 +693,20 @@ hybrid_final(PG_FUNCTION_ARGS)
 	p.pos_indices = all.indices;
 	p.nnegatives = nnegatives;
 	p.negatives = negatives;
-	sgd_init_params(&p);
-	sgd_train(&p);
+	if (als_core)
+	{
+		AlsFeatureSide us = {all.nusers, user_has_id, uc_indptr, uc_indices, uc_weights,
+		user_features->nfeatures, p.dim, user_params};
+		AlsFeatureSide is = {all.nitems, item_has_id, ic_indptr, ic_indices, ic_weights,
+		item_features->nfeatures, p.dim, item_params};
+
+		als_fit_features(&all, &als, feature_regularization, &us, &is);
+	}
+	else
+	{
+		sgd_init_params(&p);
+		sgd_train(&p);
+	}
 
 	/* the model: composed vectors, and what explain and serving need of the parts */
 	options_text = model_reserve_interactions(&b, MODEL_HYBRID, &all, opts, p.dim, 0, true);
@@ -686,7 +738,7 @@ hybrid_final(PG_FUNCTION_ARGS)
 						model_section(m, SECTION_USER_FEATURE_INDEX), model_section(m, SECTION_USER_FEATURE_WEIGHT));
 	names_write(model_section(m, SECTION_CONTEXT_NAMES), context_names, p.ncontexts);
 	memcpy(model_section(m, SECTION_CONTEXT_FACTORS), context_params, sizeof(float) * (Size) p.ncontexts * p.dim);
-	if (p.epochs > 0)
+	if (!als_core && p.epochs > 0)
 		m->loss = p.last_loss;
 	PG_RETURN_DATUM(model_datum(m));
 }

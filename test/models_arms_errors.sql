@@ -3,7 +3,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(45);
+SELECT plan(49);
 
 CREATE TABLE inter AS SELECT (g % 20)::bigint AS user_id, (g % 13)::bigint AS item_id, 1::real AS weight
 FROM generate_series(1, 200) g;
@@ -17,7 +17,7 @@ SELECT throws_ok($$SELECT bpr_fit(1, 1, 1, '{"factors": 0}')$$, '22023', 'option
 SELECT throws_ok($$SELECT bpr_fit(1, 1, 1, '{"learning_rate": 0}')$$, '22023', NULL, 'bpr learning rate');
 SELECT throws_ok($$SELECT bpr_fit(1, 1, 1, '{"learning_schedule": "adam"}')$$, '22023',
                  'option "learning_schedule" must be one of sgd, adagrad, not "adam"', 'bpr schedule');
-SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"loss": "hinge"}')$$, '22023', 'option "loss" must be one of warp, bpr, not "hinge"', 'hybrid loss');
+SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"core": "warp", "loss": "hinge"}')$$, '22023', 'option "loss" must be one of warp, bpr, not "hinge"', 'hybrid loss');
 SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"item_features": 3}')$$, '22023', 'option "item_features" must be a string', 'features source type');
 SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"exclude_features": "genre"}')$$, '22023', 'option "exclude_features" must be an array of strings', 'exclude not an array');
 SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, repeat('x', 200), '{}')$$, '22001', 'context must be at most 127 bytes long', 'long context');
@@ -32,6 +32,13 @@ SELECT throws_ok($$SELECT train('x', 'als', 'inter', '{"exclude_features": ["gen
                  'feature set "genre" is not used by algorithm als', 'feature set of another algorithm');
 SELECT throws_ok($$SELECT train('x', 'als', 'inter', '{"exclude_features": [1]}')$$, '22023',
                  'option "exclude_features" must be an array of strings', 'exclude_features elements');
+SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"core": "svd"}')$$, '22023', 'option "core" must be one of warp, als, not "svd"', 'hybrid core');
+SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"loss": "bpr"}')$$, '22023',
+                 'option "loss" does not apply to the hybrid''s als core', 'an SGD option with the ALS core (the default)');
+SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"core": "warp", "alpha": 2}')$$, '22023',
+                 'option "alpha" does not apply to the hybrid''s warp core', 'an ALS option with the WARP core');
+SELECT throws_ok($$SELECT hybrid_fit(1, 1, 1, NULL, '{"core": "als", "feature_regularization": 0}')$$, '22023', NULL,
+                 'feature regularization 0');
 SELECT lives_ok($$SELECT train('h', 'hybrid', 'inter', '{"factors": 4, "iterations": 2, "item_features": "feats", "exclude_features": ["genre"]}')$$,
                 'a hybrid without its only feature set');
 
