@@ -26,7 +26,12 @@
 #  5. logistic regression (train_classifier, 10 numbers and a text feature of
 #     8 levels, 2M rows) from a distributed table against the same rows in a
 #     local table on the coordinator: wall time, seconds a pass, and the largest
-#     coefficient and standard error difference.
+#     coefficient and standard error difference;
+#  6. item-kNN (100 neighbours) over MovieLens small with the rating as weight
+#     (skipped without ../shared/data): the model from a local table on the
+#     coordinator (rows gathered) against the model on the nodes, wall time of
+#     the fit (median of RUNS), the largest similarity difference and the share
+#     of neighbour positions that agree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-1}
@@ -334,4 +339,47 @@ psql -At -c "SELECT 'largest relative difference of coefficients and standard er
 psql -c "SET client_min_messages = warning" -c "DROP TABLE lr_local, lr_dist" \
      -c "SELECT count(personalize.drop_model(name)) FROM (VALUES ('lr_local'), ('lr_dist')) m(name)" >/dev/null
 rm -f /tmp/pgp_lr_*
+fi
+
+if [[ $parts == *6* ]]; then
+# ---------------------------------------------------------------- 6. item-kNN on the nodes
+data=${MOVIELENS:-../shared/data/movielens-small}
+echo
+if [ -f "$data/ratings.csv" ]; then
+  data=$(cd "$data" && pwd)
+  echo "== 6. item-kNN, 100 neighbours, MovieLens small (rating as weight): rows gathered on the coordinator against the nodes, $runs runs"
+  psql <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS knn_ratings, knn_dist;
+CREATE TABLE knn_ratings (user_id bigint, item_id bigint, weight real, ts bigint);
+\copy knn_ratings FROM '$data/ratings.csv' WITH (FORMAT csv, HEADER)
+CREATE TABLE knn_dist (LIKE knn_ratings);
+SELECT create_distributed_table('knn_dist', 'user_id');
+INSERT INTO knn_dist SELECT * FROM knn_ratings;
+SELECT count(personalize.drop_model(name)) FROM (VALUES ('knn_local'), ('knn_nodes')) m(name)
+WHERE EXISTS (SELECT FROM personalize.models WHERE models.name = m.name);
+SQL
+  time_fit() {  # seconds of one fit in a fresh session
+    psql -At -c "SET client_min_messages = warning" -c "DO \$\$ DECLARE t timestamptz := clock_timestamp(); m personalize.model; BEGIN
+      $1; RAISE WARNING 'seconds %', extract(epoch FROM clock_timestamp() - t); END \$\$" 2>&1 | sed -n 's/.*seconds //p'
+  }
+  gathered=$(for r in $(seq "$runs"); do time_fit "SELECT personalize.itemknn_fit(user_id, item_id, weight, '{}') INTO m FROM knn_ratings"; done | median)
+  nodes=$(for r in $(seq "$runs"); do time_fit "m := personalize.itemknn_fit_distributed('knn_dist', '{}')"; done | median)
+  psql -c "SET client_min_messages = warning" \
+       -c "SELECT personalize.train('knn_local', 'itemknn', 'knn_ratings')" -c "SELECT personalize.train('knn_nodes', 'itemknn', 'knn_dist')" >/dev/null
+  psql <<SQL
+\pset format aligned
+SELECT $gathered AS gathered_s, $nodes AS nodes_s, round($nodes / $gathered, 2) AS ratio,
+       max(abs(a.score - b.score) / b.score) AS similarity_rel_diff,
+       round(avg((a.item_id = b.item_id)::int), 4) AS same_neighbour_positions
+FROM (SELECT DISTINCT item_id FROM knn_ratings) i,
+     LATERAL personalize.similar_items('knn_nodes', i.item_id, 100) a
+     JOIN LATERAL personalize.similar_items('knn_local', i.item_id, 100) b USING (rank);
+SET client_min_messages = warning;
+SELECT count(personalize.drop_model(name)) FROM (VALUES ('knn_local'), ('knn_nodes')) m(name);
+DROP TABLE knn_ratings, knn_dist;
+SQL
+else
+  echo "== 6. MovieLens small: $data/ratings.csv not found, skipped"
+fi
 fi
