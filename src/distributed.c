@@ -945,6 +945,7 @@ driver_round(Driver *dr, bytea *payload, bool summary, bool chunks, AnswerHandle
 	Portal		portal;
 	instr_time	t0,
 				t1;
+	uint64		received = 0;
 
 	INSTR_TIME_SET_CURRENT(t0);
 	dr->round++;
@@ -971,6 +972,7 @@ driver_round(Driver *dr, bytea *payload, bool summary, bool chunks, AnswerHandle
 		if (isnull)
 			elog(ERROR, "a node answered distributed training with NULL");
 		b = DatumGetByteaPP(d);
+		received += VARSIZE_ANY(b);
 		r = reader_of(b);
 		if (!summary)
 		{
@@ -994,7 +996,8 @@ driver_round(Driver *dr, bytea *payload, bool summary, bool chunks, AnswerHandle
 	pfree(payload);
 	INSTR_TIME_SET_CURRENT(t1);
 	INSTR_TIME_SUBTRACT(t1, t0);
-	elog(DEBUG1, "training round " INT64_FORMAT ": %.3f s", dr->round, INSTR_TIME_GET_DOUBLE(t1));
+	elog(DEBUG1, "training round " INT64_FORMAT ": %.3f s, " UINT64_FORMAT " bytes received",
+		 dr->round, INSTR_TIME_GET_DOUBLE(t1), received);
 	if (!summary)
 		for (int n = 0; n < dr->nnodes; n++)
 			if (!dr->nodes[n].answered)
