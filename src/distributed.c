@@ -1,6 +1,6 @@
 /*
- * distributed.c — ALS trained from a Citus table distributed by user_id,
- * without gathering its rows on the coordinator.
+ * distributed.c — ALS and item-kNN trained from a Citus table distributed by
+ * user_id, without gathering its rows on the coordinator.
  *
  * The work that depends on a user's rows runs on the node that holds them:
  * one query reads the table where it lives (row-level security applies there,
@@ -17,6 +17,11 @@
  *   round P: cg_steps times, the CG directions p go out and each node returns
  *            Σ_u (c-1) (xᵤᵀpᵢ) xᵤ per item; the coordinator runs the item CG.
  * Data moved per round: nodes × items × factors floats each way.
+ *
+ * Item-kNN (itemknn_fit_distributed, at the end): a setup round returns each
+ * node's popularity and Σ w² per item; then range by range of items, each node
+ * returns its users' sparse co-occurrence sums of the range's rows, and the
+ * coordinator adds them, keeps each item's neighbours and frees the range.
  *
  * Plumbing (Citus 11+ with metadata on every node):
  *  - personalize.train_runs is a reference table: the run's row is written in
