@@ -2079,7 +2079,7 @@ CREATE FUNCTION personalize.has_consent_on_node(subject_id bigint, purpose text)
 COMMENT ON FUNCTION personalize.has_consent_on_node(bigint, text) IS
 	'has_consent read from this node''s copy of personalize.consent_state: the check of policies on Citus tables';
 
--- distributed: ALS trained from a Citus table distributed by user_id, without
+-- distributed: ALS and item-kNN trained from a Citus table distributed by user_id, without
 -- gathering its rows (distributed.c). personalize.train calls it for such a
 -- table; the node functions are called by its queries on the nodes.
 
@@ -2099,6 +2099,12 @@ CREATE FUNCTION personalize.als_fit_distributed(source regclass, options jsonb D
 	AS 'MODULE_PATHNAME', 'als_fit_distributed' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION personalize.als_fit_distributed(regclass, jsonb) IS
 	'the ALS model of als_fit over a Citus table distributed by user_id, trained on the nodes that hold the rows';
+
+CREATE FUNCTION personalize.itemknn_fit_distributed(source regclass, options jsonb DEFAULT '{}', range_items integer DEFAULT 0)
+	RETURNS personalize.model
+	AS 'MODULE_PATHNAME', 'itemknn_fit_distributed' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.itemknn_fit_distributed(regclass, jsonb, integer) IS
+	'the item-kNN model of itemknn_fit over a Citus table distributed by user_id, its co-occurrences summed on the nodes that hold the rows, range_items rows at a time (0: automatic)';
 
 -- scaleout: pg_personalize on a Citus cluster. The latest consent decision per
 -- subject and purpose, replicated to every node; the policy protect() writes on
@@ -2574,9 +2580,13 @@ BEGIN
 		               CASE WHEN 'context' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source)) THEN 's.context::text' ELSE 'NULL::text' END,
 		               relation)
 			INTO trained USING fit_options;
-	ELSIF algorithm = 'als' AND uses_weight AND personalize.distributed_training_source(relation) IS NOT NULL THEN
+	ELSIF algorithm IN ('als', 'itemknn') AND uses_weight AND personalize.distributed_training_source(relation) IS NOT NULL THEN
 		-- a Citus table distributed by user_id: trained on the nodes that hold the rows (scaleout.sql)
-		trained := personalize.als_fit_distributed(personalize.distributed_training_source(relation), fit_options);
+		IF algorithm = 'als' THEN
+			trained := personalize.als_fit_distributed(personalize.distributed_training_source(relation), fit_options);
+		ELSE
+			trained := personalize.itemknn_fit_distributed(personalize.distributed_training_source(relation), fit_options);
+		END IF;
 	ELSE
 		EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, %s, $1) FROM %s AS s',
 		               fit, weight_expr, relation)

@@ -1,6 +1,6 @@
 /*
- * distributed.c — ALS trained from a Citus table distributed by user_id,
- * without gathering its rows on the coordinator.
+ * distributed.c — ALS and item-kNN trained from a Citus table distributed by
+ * user_id, without gathering its rows on the coordinator.
  *
  * The work that depends on a user's rows runs on the node that holds them:
  * one query reads the table where it lives (row-level security applies there,
@@ -17,6 +17,11 @@
  *   round P: cg_steps times, the CG directions p go out and each node returns
  *            Σ_u (c-1) (xᵤᵀpᵢ) xᵤ per item; the coordinator runs the item CG.
  * Data moved per round: nodes × items × factors floats each way.
+ *
+ * Item-kNN (itemknn_fit_distributed, at the end): a setup round returns each
+ * node's popularity and Σ w² per item; then range by range of items, each node
+ * returns its users' sparse co-occurrence sums of the range's rows, and the
+ * coordinator adds them, keeps each item's neighbours and frees the range.
  *
  * Plumbing (Citus 11+ with metadata on every node):
  *  - personalize.train_runs is a reference table: the run's row is written in
@@ -64,7 +69,9 @@ typedef enum TrainCommand
 	CMD_USERS,
 	CMD_PRODUCT,
 	CMD_LOSS,
-	CMD_COLLECT
+	CMD_COLLECT,
+	CMD_KNN_SETUP,
+	CMD_KNN_RANGE
 } TrainCommand;
 
 /* ---------------------------------------------------------------- wire format */
@@ -211,6 +218,10 @@ typedef struct NodeRun
 	float		alpha;
 	float		reg;
 	float	   *X;				/* local users x f */
+	bool		ready;			/* set up (ALS or item-kNN) */
+	int64	   *t_indptr;		/* item-kNN: CSR by global item, local users ascending */
+	int32	   *t_users;
+	float	   *t_weights;
 	struct NodeRun *next;
 } NodeRun;
 
@@ -367,6 +378,25 @@ node_summary(NodeRun *nr)
 	return msg_finish(out);
 }
 
+/*
+ * The local CSR matrix with the coordinator's global item indexes; returns
+ * the global index of each local item. Ids are ascending on both sides: the
+ * map keeps the order, so CSR rows stay sorted.
+ */
+static int32 *
+node_globalize_items(NodeRun *nr, const int64 *item_ids, int32 nitems)
+{
+	Interactions *d = nr->d;
+	int32	   *item_global = palloc(sizeof(int32) * Max(d->nitems, 1));
+
+	for (int32 i = 0; i < d->nitems; i++)
+		item_global[i] = index_of(item_ids, nitems, d->item_ids[i]);
+	for (int64 j = 0; j < d->nnz; j++)
+		d->indices[j] = item_global[d->indices[j]];
+	nr->ready = true;
+	return item_global;
+}
+
 static bytea *
 node_setup(NodeRun *nr, Reader *r)
 {
@@ -405,12 +435,7 @@ node_setup(NodeRun *nr, Reader *r)
 	item_ids = (const int64 *) rd_ref(r, sizeof(int64) * nitems);
 	nr->nitems = nitems;
 
-	/* ids ascending on both sides: the maps keep the order, so CSR rows stay sorted */
-	item_global = palloc(sizeof(int32) * Max(d->nitems, 1));
-	for (int32 i = 0; i < d->nitems; i++)
-		item_global[i] = index_of(item_ids, nitems, d->item_ids[i]);
-	for (int64 j = 0; j < d->nnz; j++)
-		d->indices[j] = item_global[d->indices[j]];
+	item_global = node_globalize_items(nr, item_ids, nitems);
 	user_global = palloc(sizeof(int32) * Max(d->nusers, 1));
 	for (int32 u = 0; u < d->nusers; u++)
 		user_global[u] = index_of(user_ids, nusers, d->user_ids[u]);
@@ -622,10 +647,165 @@ node_collect(NodeRun *nr)
 		put_int64(out, nnz);
 		put(out, d->indices + d->indptr[first], sizeof(int32) * nnz);
 		put(out, d->weights + d->indptr[first], sizeof(float) * nnz);
-		put(out, nr->X + (Size) first * f, sizeof(float) * (Size) (u - first) * f);
+		if (f > 0)
+			put(out, nr->X + (Size) first * f, sizeof(float) * (Size) (u - first) * f);
 		chunks = lappend(chunks, msg_finish(out));
 	}
 	return chunks;
+}
+
+/*
+ * item-kNN setup: global item indexes, the local columns (CSR by global item,
+ * local users ascending) and, per global item, this node's popularity and
+ * Σ_u w² (the square of its part of the item's norm, as itemknn.c sums it).
+ */
+static bytea *
+node_knn_setup(NodeRun *nr, Reader *r)
+{
+	Interactions *d = nr->d;
+	int32		nitems = rd_int32(r);
+	const int64 *item_ids;
+	int32	   *item_global;
+	float	   *pop;
+	double	   *squares;
+	int64	   *fill;
+	StringInfo	out;
+
+	if (nitems < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid training setup message")));
+	item_ids = (const int64 *) rd_ref(r, sizeof(int64) * nitems);
+	nr->nitems = nitems;
+	item_global = node_globalize_items(nr, item_ids, nitems);
+
+	nr->t_indptr = MemoryContextAllocHuge(nr->cxt, sizeof(int64) * ((Size) nitems + 1));
+	nr->t_users = MemoryContextAllocHuge(nr->cxt, sizeof(int32) * Max(d->nnz, 1));
+	nr->t_weights = MemoryContextAllocHuge(nr->cxt, sizeof(float) * Max(d->nnz, 1));
+	memset(nr->t_indptr, 0, sizeof(int64) * ((Size) nitems + 1));
+	for (int64 j = 0; j < d->nnz; j++)
+		nr->t_indptr[d->indices[j] + 1]++;
+	for (int32 i = 0; i < nitems; i++)
+		nr->t_indptr[i + 1] += nr->t_indptr[i];
+	fill = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * Max(nitems, 1));
+	memcpy(fill, nr->t_indptr, sizeof(int64) * nitems);
+	for (int32 u = 0; u < d->nusers; u++)
+	{
+		if ((u & 0x3FFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int64 j = d->indptr[u]; j < d->indptr[u + 1]; j++)
+		{
+			int64		at = fill[d->indices[j]]++;
+
+			nr->t_users[at] = u;
+			nr->t_weights[at] = d->weights[j];
+		}
+	}
+	pfree(fill);
+
+	pop = palloc0(sizeof(float) * Max(nitems, 1));
+	for (int32 i = 0; i < d->nitems; i++)
+		pop[item_global[i]] = d->item_pop[i];
+	squares = palloc0(sizeof(double) * Max(nitems, 1));
+	for (int32 i = 0; i < nitems; i++)
+		for (int64 a = nr->t_indptr[i]; a < nr->t_indptr[i + 1]; a++)
+			squares[i] += (double) nr->t_weights[a] * nr->t_weights[a];
+
+	out = msg_start();
+	put_int64(out, nr->token);
+	put_int64(out, d->nnz);
+	for (int32 u = 0; u < d->nusers; u++)
+		put_int32(out, (int32) (d->indptr[u + 1] - d->indptr[u]));
+	put(out, pop, sizeof(float) * nitems);
+	put(out, squares, sizeof(double) * nitems);
+	pfree(pop);
+	pfree(squares);
+	pfree(item_global);
+	return msg_finish(out);
+}
+
+/*
+ * Rows lo..hi-1 of this node's part of the item-item co-occurrences:
+ * Σ_u w_ui w_uj over its users, for every j that co-occurs with i (j = i
+ * left out), summed in float in the order of itemknn.c. Answer: the count of
+ * each row, then each row's item indexes and sums.
+ */
+MODEL_KERNEL static bytea *
+node_knn_range(NodeRun *nr, Reader *r)
+{
+	Interactions *d = nr->d;
+	int32		lo = rd_int32(r),
+				hi = rd_int32(r);
+	float	   *acc;
+	bool	   *seen;
+	int32	   *touched,
+			   *counts;
+	float	   *values;
+	Size		counts_at;
+	StringInfo	out;
+
+	if (lo < 0 || hi < lo || hi > nr->nitems)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid item range %d..%d of %d items", lo, hi, nr->nitems)));
+	acc = palloc0(sizeof(float) * Max(nr->nitems, 1));
+	seen = palloc0(sizeof(bool) * Max(nr->nitems, 1));
+	touched = palloc(sizeof(int32) * Max(nr->nitems, 1));
+	values = palloc(sizeof(float) * Max(nr->nitems, 1));
+	counts = palloc(sizeof(int32) * Max(hi - lo, 1));
+
+	out = msg_start();
+	put_int64(out, nr->token);
+	put_int32(out, lo);
+	put_int32(out, hi);
+	counts_at = out->len;
+	put(out, counts, sizeof(int32) * (hi - lo));	/* written below */
+	for (int32 i = lo; i < hi; i++)
+	{
+		int32		ntouched = 0,
+					n = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int64 a = nr->t_indptr[i]; a < nr->t_indptr[i + 1]; a++)
+		{
+			int32		u = nr->t_users[a];
+			float		wu = nr->t_weights[a];
+
+			for (int64 b = d->indptr[u]; b < d->indptr[u + 1]; b++)
+			{
+				int32		j = d->indices[b];
+
+				if (!seen[j])
+				{
+					seen[j] = true;
+					touched[ntouched++] = j;
+				}
+				acc[j] += wu * d->weights[b];
+			}
+		}
+		for (int32 t = 0; t < ntouched; t++)
+		{
+			int32		j = touched[t];
+
+			if (j != i)
+			{
+				touched[n] = j;
+				values[n++] = acc[j];
+			}
+			acc[j] = 0;
+			seen[j] = false;
+		}
+		counts[i - lo] = n;
+		put(out, touched, sizeof(int32) * n);
+		put(out, values, sizeof(float) * n);
+	}
+	memcpy(out->data + counts_at, counts, sizeof(int32) * (hi - lo));
+	pfree(acc);
+	pfree(seen);
+	pfree(touched);
+	pfree(values);
+	pfree(counts);
+	return msg_finish(out);
 }
 
 /*
@@ -664,10 +844,12 @@ train_round(PG_FUNCTION_ARGS)
 			payload = PG_GETARG_BYTEA_PP(2);
 			r = reader_of(payload);
 			cmd = rd_int32(&r);
-			/* each command in its place: summary once, setup once, the others after setup */
+			/* each command in its place: summary once, one setup once, the others after their setup */
 			if ((cmd == CMD_SUMMARY && nr->triples == NULL) ||
-				(cmd == CMD_SETUP && (nr->d == NULL || nr->X != NULL)) ||
-				(cmd > CMD_SETUP && nr->X == NULL))
+				((cmd == CMD_SETUP || cmd == CMD_KNN_SETUP) && (nr->d == NULL || nr->ready)) ||
+				((cmd == CMD_USERS || cmd == CMD_PRODUCT || cmd == CMD_LOSS) && nr->X == NULL) ||
+				(cmd == CMD_KNN_RANGE && nr->t_indptr == NULL) ||
+				(cmd == CMD_COLLECT && !nr->ready))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("training command %d out of order in run " INT64_FORMAT, cmd, nr->run)));
@@ -690,6 +872,12 @@ train_round(PG_FUNCTION_ARGS)
 					break;
 				case CMD_COLLECT:
 					answers = node_collect(nr);
+					break;
+				case CMD_KNN_SETUP:
+					answers = list_make1(node_knn_setup(nr, &r));
+					break;
+				case CMD_KNN_RANGE:
+					answers = list_make1(node_knn_range(nr, &r));
 					break;
 				default:
 					ereport(ERROR,
@@ -762,6 +950,7 @@ driver_round(Driver *dr, bytea *payload, bool summary, bool chunks, AnswerHandle
 	Portal		portal;
 	instr_time	t0,
 				t1;
+	uint64		received = 0;
 
 	INSTR_TIME_SET_CURRENT(t0);
 	dr->round++;
@@ -788,6 +977,7 @@ driver_round(Driver *dr, bytea *payload, bool summary, bool chunks, AnswerHandle
 		if (isnull)
 			elog(ERROR, "a node answered distributed training with NULL");
 		b = DatumGetByteaPP(d);
+		received += VARSIZE_ANY(b);
 		r = reader_of(b);
 		if (!summary)
 		{
@@ -811,7 +1001,8 @@ driver_round(Driver *dr, bytea *payload, bool summary, bool chunks, AnswerHandle
 	pfree(payload);
 	INSTR_TIME_SET_CURRENT(t1);
 	INSTR_TIME_SUBTRACT(t1, t0);
-	elog(DEBUG1, "training round " INT64_FORMAT ": %.3f s", dr->round, INSTR_TIME_GET_DOUBLE(t1));
+	elog(DEBUG1, "training round " INT64_FORMAT ": %.3f s, " UINT64_FORMAT " bytes received",
+		 dr->round, INSTR_TIME_GET_DOUBLE(t1), received);
 	if (!summary)
 		for (int n = 0; n < dr->nnodes; n++)
 			if (!dr->nodes[n].answered)
@@ -948,7 +1139,8 @@ on_collect(Driver *dr, Reader *r, void *arg)
 			elog(ERROR, "invalid training chunk");
 		memcpy(((int32 *) model_section(m, SECTION_SEEN_ITEMS)) + indptr[g], indices + at, sizeof(int32) * len);
 		memcpy(((float *) model_section(m, SECTION_SEEN_WEIGHTS)) + indptr[g], weights + at, sizeof(float) * len);
-		memcpy(((float *) model_section(m, SECTION_USER_FACTORS)) + (Size) g * f, X + (Size) k * f, sizeof(float) * f);
+		if (f > 0)
+			memcpy(((float *) model_section(m, SECTION_USER_FACTORS)) + (Size) g * f, X + (Size) k * f, sizeof(float) * f);
 		at += len;
 	}
 }
@@ -1189,6 +1381,48 @@ driver_finish(Driver *dr)
 }
 
 /*
+ * Start a run over the source: the nodes read their rows and summarise them;
+ * the users' and items' ids are merged here. False (the run finished) when
+ * the source has no rows.
+ */
+static bool
+driver_start(Driver *dr, Oid source, MemoryContext caller, int64 totals[2],
+			 int64 **user_ids, int32 *nusers, int64 **item_ids, int32 *nitems)
+{
+	memset(dr, 0, sizeof(*dr));
+	dr->source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)), get_rel_name(source));
+	dr->user_type = get_atttype(source, get_attnum(source, "user_id"));
+	if (!OidIsValid(dr->user_type) || !OidIsValid(get_array_type(dr->user_type)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("relation %s has no column user_id", dr->source)));
+	if (!pg_strong_random(&dr->run, sizeof(dr->run)))
+		elog(ERROR, "could not generate a training run id");
+	dr->run &= PG_INT64_MAX;
+	dr->nodes = palloc(sizeof(NodeSlot));
+
+	SPI_connect();
+	driver_read(dr, caller);
+	prepare_round(dr);
+
+	/* summary: every node's users and items; the ids are merged here */
+	driver_round(dr, command(CMD_SUMMARY), true, false, on_summary, totals);
+	if (totals[0] == 0)
+	{
+		driver_finish(dr);
+		return false;
+	}
+	*user_ids = merge_ids(dr, true, nusers);
+	*item_ids = merge_ids(dr, false, nitems);
+	for (int k = 0; k < dr->nnodes; k++)
+	{
+		pfree(dr->nodes[k].user_ids);
+		pfree(dr->nodes[k].item_ids);
+	}
+	return true;
+}
+
+/*
  * personalize.als_fit_distributed(source regclass, options jsonb): the ALS
  * model of personalize.als_fit over the rows of a table distributed by
  * user_id, trained where the rows are. NULL when the source has no rows.
@@ -1235,36 +1469,8 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 	seed = (uint64) options_get_number(opts, "seed", 42, 0, 9007199254740991.0);
 	want_loss = options_get_bool(opts, "calculate_loss", false);
 
-	memset(&dr, 0, sizeof(dr));
-	dr.source = quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)), get_rel_name(source));
-	dr.user_type = get_atttype(source, get_attnum(source, "user_id"));
-	if (!OidIsValid(dr.user_type) || !OidIsValid(get_array_type(dr.user_type)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("relation %s has no column user_id", dr.source)));
-	if (!pg_strong_random(&dr.run, sizeof(dr.run)))
-		elog(ERROR, "could not generate a training run id");
-	dr.run &= PG_INT64_MAX;
-	dr.nodes = palloc(sizeof(NodeSlot));
-
-	SPI_connect();
-	driver_read(&dr, caller);
-	prepare_round(&dr);
-
-	/* summary: every node's users and items; the ids are merged here */
-	driver_round(&dr, command(CMD_SUMMARY), true, false, on_summary, totals);
-	if (totals[0] == 0)
-	{
-		driver_finish(&dr);
+	if (!driver_start(&dr, source, caller, totals, &user_ids, &nusers, &item_ids, &nitems))
 		PG_RETURN_NULL();
-	}
-	user_ids = merge_ids(&dr, true, &nusers);
-	item_ids = merge_ids(&dr, false, &nitems);
-	for (int k = 0; k < dr.nnodes; k++)
-	{
-		pfree(dr.nodes[k].user_ids);
-		pfree(dr.nodes[k].item_ids);
-	}
 
 	/* setup: dense indexes and starting user factors on the nodes */
 	setup = msg_start();
@@ -1372,6 +1578,235 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 	}
 
 	/* the users' part of the model: seen items, weights and factors */
+	driver_round(&dr, command(CMD_COLLECT), false, true, on_collect, m);
+	driver_finish(&dr);
+	PG_RETURN_DATUM(model_datum(m));	/* a handle when over personalize.model_value_limit (train) */
+}
+
+
+/* ---------------------------------------------------------------- item-kNN */
+
+/* coordinator cells (item pairs) of one range: 9 bytes each (sum, seen, touched) */
+#define KNN_RANGE_CELLS (4 * 1024 * 1024)
+
+typedef struct KnnSetupResult
+{
+	int32		nitems;
+	int64		nnz;
+	int32	   *counts;			/* per global user */
+	float	   *pop;
+	double	   *squares;		/* Σ w² per item */
+} KnnSetupResult;
+
+static void
+on_knn_setup(Driver *dr, Reader *r, void *arg)
+{
+	KnnSetupResult *sr = (KnnSetupResult *) arg;
+	NodeSlot   *slot = slot_of(dr, rd_int64(r));
+	const float *pop;
+	const double *squares;
+
+	sr->nnz += rd_int64(r);
+	for (int32 u = 0; u < slot->nusers; u++)
+		sr->counts[slot->user_global[u]] = rd_int32(r);
+	pop = (const float *) rd_ref(r, sizeof(float) * sr->nitems);
+	squares = (const double *) rd_ref(r, sizeof(double) * sr->nitems);
+	for (int32 i = 0; i < sr->nitems; i++)
+	{
+		sr->pop[i] += pop[i];
+		sr->squares[i] += squares[i];
+	}
+}
+
+/* One range of rows of the co-occurrence sums, dense on the coordinator. */
+typedef struct KnnRange
+{
+	int32		nitems;
+	int32		lo;
+	int32		hi;
+	float	   *acc;			/* (hi - lo) x nitems */
+	bool	   *seen;
+	int32	   *touched;		/* per row: the items with a sum, in arrival order */
+	int32	   *ntouched;
+} KnnRange;
+
+static void
+on_knn_range(Driver *dr, Reader *r, void *arg)
+{
+	KnnRange   *kr = (KnnRange *) arg;
+	int32		lo,
+				hi;
+	const int32 *counts;
+
+	(void) rd_int64(r);
+	lo = rd_int32(r);
+	hi = rd_int32(r);
+	if (lo != kr->lo || hi != kr->hi)
+		elog(ERROR, "a node answered another item range");
+	counts = (const int32 *) rd_ref(r, sizeof(int32) * (hi - lo));
+	for (int32 row = 0; row < hi - lo; row++)
+	{
+		int32		n = counts[row];
+		const int32 *items;
+		const float *sums;
+		Size		base = (Size) row * kr->nitems;
+
+		if (n < 0 || n > kr->nitems)
+			elog(ERROR, "invalid item range answer");
+		items = (const int32 *) rd_ref(r, sizeof(int32) * n);
+		sums = (const float *) rd_ref(r, sizeof(float) * n);
+		for (int32 t = 0; t < n; t++)
+		{
+			int32		j = items[t];
+
+			if (j < 0 || j >= kr->nitems)
+				elog(ERROR, "invalid item range answer");
+			if (!kr->seen[base + j])
+			{
+				kr->seen[base + j] = true;
+				kr->touched[base + kr->ntouched[row]++] = j;
+			}
+			kr->acc[base + j] += sums[t];
+		}
+	}
+}
+
+/*
+ * personalize.itemknn_fit_distributed(source regclass, options jsonb,
+ * range_items integer): the item-kNN model of personalize.itemknn_fit over
+ * the rows of a table distributed by user_id. The nodes send their users'
+ * co-occurrence sums for range_items rows of the item-item matrix at a time
+ * (0: as many as KNN_RANGE_CELLS cells); the coordinator adds them up, keeps
+ * each item's neighbours, and goes on to the next range. NULL when the source
+ * has no rows.
+ */
+PG_FUNCTION_INFO_V1(itemknn_fit_distributed);
+Datum
+itemknn_fit_distributed(PG_FUNCTION_ARGS)
+{
+	Oid			source = PG_GETARG_OID(0);
+	Jsonb	   *opts = PG_GETARG_JSONB_P(1);
+	int32		range_items = PG_GETARG_INT32(2);
+	MemoryContext caller = CurrentMemoryContext;
+	Driver		dr;
+	int			K;
+	float		shrinkage;
+	int64		totals[2] = {0, 0};
+	int64	   *user_ids,
+			   *item_ids;
+	int32		nusers,
+				nitems;
+	StringInfo	setup;
+	KnnSetupResult sr;
+	KnnRange	kr;
+	ModelHeader *m;
+	int64	   *indptr;
+	int32	   *nbr;
+	float	   *sim,
+			   *norms;
+	TopK		top;
+
+	options_check_keys(opts, itemknn_options);
+	K = (int) options_get_number(opts, "neighbors", KNN_DEFAULT_NEIGHBORS, 1, 10000);
+	shrinkage = (float) options_get_number(opts, "shrinkage", 0, 0, 1e9);
+	if (range_items < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("range_items must not be negative, not %d", range_items)));
+	if (!driver_start(&dr, source, caller, totals, &user_ids, &nusers, &item_ids, &nitems))
+		PG_RETURN_NULL();
+
+	/* setup: global item indexes, each item's columns, popularity and norm parts */
+	setup = msg_start();
+	put_int32(setup, CMD_KNN_SETUP);
+	put_int32(setup, nitems);
+	put(setup, item_ids, sizeof(int64) * nitems);
+	memset(&sr, 0, sizeof(sr));
+	sr.nitems = nitems;
+	sr.counts = palloc0(sizeof(int32) * nusers);
+	sr.pop = palloc0(sizeof(float) * nitems);
+	sr.squares = palloc0(sizeof(double) * nitems);
+	driver_round(&dr, msg_finish(setup), false, false, on_knn_setup, &sr);
+
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		m = model_new(MODEL_ITEMKNN, nusers, nitems, sr.nnz, totals[0], totals[1], opts, 0, K, true);
+		MemoryContextSwitchTo(old);
+	}
+	memcpy(model_section(m, SECTION_USER_IDS), user_ids, sizeof(int64) * nusers);
+	memcpy(model_section(m, SECTION_ITEM_IDS), item_ids, sizeof(int64) * nitems);
+	memcpy(model_section(m, SECTION_ITEM_POPULARITY), sr.pop, sizeof(float) * nitems);
+	pfree(user_ids);
+	pfree(item_ids);
+	indptr = model_section(m, SECTION_SEEN_INDPTR);
+	indptr[0] = 0;
+	for (int32 u = 0; u < nusers; u++)
+		indptr[u + 1] = indptr[u] + sr.counts[u];
+	norms = palloc(sizeof(float) * nitems);
+	for (int32 i = 0; i < nitems; i++)
+		norms[i] = (float) sqrt(sr.squares[i]);
+	pfree(sr.counts);
+	pfree(sr.pop);
+	pfree(sr.squares);
+
+	/* the neighbours, range by range: the coordinator holds one range of sums at a time */
+	nbr = model_section(m, SECTION_NEIGHBOR_ITEMS);
+	sim = model_section(m, SECTION_NEIGHBOR_SIMILARITY);
+	if (range_items == 0)
+		range_items = Max(1, KNN_RANGE_CELLS / nitems);
+	range_items = Min(range_items, nitems);
+	memset(&kr, 0, sizeof(kr));
+	kr.nitems = nitems;
+	kr.acc = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * (Size) range_items * nitems);
+	kr.seen = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(bool) * (Size) range_items * nitems);
+	kr.touched = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * (Size) range_items * nitems);
+	kr.ntouched = palloc(sizeof(int32) * range_items);
+	memset(kr.acc, 0, sizeof(float) * (Size) range_items * nitems);
+	memset(kr.seen, 0, sizeof(bool) * (Size) range_items * nitems);
+	topk_init(&top, K);
+	for (int32 lo = 0; lo < nitems; lo += range_items)
+	{
+		StringInfo	cmd = msg_start();
+
+		kr.lo = lo;
+		kr.hi = Min(lo + range_items, nitems);
+		memset(kr.ntouched, 0, sizeof(int32) * range_items);
+		put_int32(cmd, CMD_KNN_RANGE);
+		put_int32(cmd, kr.lo);
+		put_int32(cmd, kr.hi);
+		driver_round(&dr, msg_finish(cmd), false, false, on_knn_range, &kr);
+		for (int32 i = kr.lo; i < kr.hi; i++)
+		{
+			Size		base = (Size) (i - kr.lo) * nitems;
+
+			CHECK_FOR_INTERRUPTS();
+			top.n = 0;
+			for (int32 t = 0; t < kr.ntouched[i - kr.lo]; t++)
+			{
+				int32		j = kr.touched[base + t];
+				float		denom = norms[i] * norms[j] + shrinkage;
+
+				if (denom > 0 && kr.acc[base + j] > 0)
+					topk_push(&top, kr.acc[base + j] / denom, j);
+				kr.acc[base + j] = 0;
+				kr.seen[base + j] = false;
+			}
+			topk_sort(&top);
+			for (int a = 0; a < K; a++)
+			{
+				nbr[(Size) i * K + a] = a < top.n ? top.index[a] : -1;
+				sim[(Size) i * K + a] = a < top.n ? top.score[a] : 0;
+			}
+		}
+	}
+	pfree(kr.acc);
+	pfree(kr.seen);
+	pfree(kr.touched);
+	pfree(kr.ntouched);
+	pfree(norms);
+
+	/* the users' part of the model: seen items and weights */
 	driver_round(&dr, command(CMD_COLLECT), false, true, on_collect, m);
 	driver_finish(&dr);
 	PG_RETURN_DATUM(model_datum(m));	/* a handle when over personalize.model_value_limit (train) */

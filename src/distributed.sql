@@ -1,4 +1,4 @@
--- distributed: ALS trained from a Citus table distributed by user_id, without
+-- distributed: ALS and item-kNN trained from a Citus table distributed by user_id, without
 -- gathering its rows (distributed.c). personalize.train calls it for such a
 -- table; the node functions are called by its queries on the nodes.
 
@@ -18,3 +18,9 @@ CREATE FUNCTION personalize.als_fit_distributed(source regclass, options jsonb D
 	AS 'MODULE_PATHNAME', 'als_fit_distributed' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION personalize.als_fit_distributed(regclass, jsonb) IS
 	'the ALS model of als_fit over a Citus table distributed by user_id, trained on the nodes that hold the rows';
+
+CREATE FUNCTION personalize.itemknn_fit_distributed(source regclass, options jsonb DEFAULT '{}', range_items integer DEFAULT 0)
+	RETURNS personalize.model
+	AS 'MODULE_PATHNAME', 'itemknn_fit_distributed' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION personalize.itemknn_fit_distributed(regclass, jsonb, integer) IS
+	'the item-kNN model of itemknn_fit over a Citus table distributed by user_id, its co-occurrences summed on the nodes that hold the rows, range_items rows at a time (0: automatic)';

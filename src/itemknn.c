@@ -16,7 +16,7 @@
 #include "model.h"
 #include "utils/jsonb.h"
 
-static const char *const itemknn_options[] = {"neighbors", "shrinkage", NULL};
+const char *const itemknn_options[] = {"neighbors", "shrinkage", NULL};
 
 PG_FUNCTION_INFO_V1(itemknn_final);
 Datum

@@ -308,6 +308,7 @@ extern const char *model_algorithm_name(int alg);
 #define ALS_DEFAULT_REGULARIZATION	0.05
 #define ALS_DEFAULT_ALPHA			2.0
 #define KNN_DEFAULT_NEIGHBORS		100
+extern const char *const itemknn_options[];	/* its option keys (itemknn.c) */
 
 /*
  * The active version of a model, ready to serve (modelcache.c): the image and

@@ -239,9 +239,13 @@ BEGIN
 		               CASE WHEN 'context' OPERATOR(pg_catalog.=) ANY (personalize.source_columns(source)) THEN 's.context::text' ELSE 'NULL::text' END,
 		               relation)
 			INTO trained USING fit_options;
-	ELSIF algorithm = 'als' AND uses_weight AND personalize.distributed_training_source(relation) IS NOT NULL THEN
+	ELSIF algorithm IN ('als', 'itemknn') AND uses_weight AND personalize.distributed_training_source(relation) IS NOT NULL THEN
 		-- a Citus table distributed by user_id: trained on the nodes that hold the rows (scaleout.sql)
-		trained := personalize.als_fit_distributed(personalize.distributed_training_source(relation), fit_options);
+		IF algorithm = 'als' THEN
+			trained := personalize.als_fit_distributed(personalize.distributed_training_source(relation), fit_options);
+		ELSE
+			trained := personalize.itemknn_fit_distributed(personalize.distributed_training_source(relation), fit_options);
+		END IF;
 	ELSE
 		EXECUTE pg_catalog.format('SELECT personalize.%I(s.user_id::bigint, s.item_id::bigint, %s, $1) FROM %s AS s',
 		               fit, weight_expr, relation)

@@ -4,7 +4,7 @@
 -- after a change. Expected values are computed from the generated rows and the
 -- consent history by plain SQL as a superuser (not through the policy).
 SET client_min_messages = warning;
-SELECT plan(45);
+SELECT plan(47);
 
 -- pgTAP keeps its state on the coordinator: a statement that Citus would route
 -- to a worker as a whole (a router query) runs inside q() instead
@@ -182,6 +182,11 @@ SELECT is((SELECT personalize.train('consented_als', 'als', 'public.events', '{"
 SELECT results_eq($$SELECT users, rows FROM personalize.models WHERE name = 'consented_als'$$,
 	$$SELECT count(DISTINCT user_id), count(*) FROM public.visible$$,
 	'the model learned from exactly the consenting subjects'' rows');
+SELECT is((SELECT personalize.train('consented_knn_nodes', 'itemknn', 'public.events', '{"neighbors": 5}')), 1,
+	'train item-kNN from the protected distributed table (on the nodes)');
+SELECT results_eq($$SELECT users, rows FROM personalize.models WHERE name = 'consented_knn_nodes'$$,
+	$$SELECT count(DISTINCT user_id), count(*) FROM public.visible$$,
+	'the item-kNN model learned from exactly the consenting subjects'' rows');
 SELECT is((SELECT personalize.train('consented_knn', 'itemknn', 'SELECT * FROM public.events WHERE user_id % 2 = 0', '{}')), 1,
 	'train item-kNN from a query over it (rows gathered)');
 SELECT results_eq($$SELECT rows FROM personalize.models WHERE name = 'consented_knn'$$,
