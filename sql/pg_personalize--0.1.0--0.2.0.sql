@@ -2634,3 +2634,33 @@ CREATE AGGREGATE personalize.logistic_pass_flat(spec bytea, label double precisi
 -- ==== hybrid's ALS core (issue 13) ====
 COMMENT ON AGGREGATE personalize.hybrid_fit(bigint, bigint, real, text, jsonb) IS 'hybrid model: id, feature and context embeddings trained with WARP or BPR, or id and feature factors by implicit ALS (option core)';
 -- ==== end of hybrid's ALS core ====
+
+-- ==== erasure rewrites each model version once (registry.sql) ====
+CREATE OR REPLACE FUNCTION personalize.forget_in_models(subject_id bigint) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	touched integer := 0;
+	x record;
+	rewritten bigint;
+BEGIN
+	-- one rewrite per version, in a statement of its own: inside a join the
+	-- planner may evaluate a function of the inner side more than once
+	FOR x IN SELECT m.name, m.version, m.active FROM personalize.models m WHERE m.users IS NOT NULL
+	         ORDER BY m.name, m.version FOR UPDATE
+	LOOP
+		rewritten := personalize.model_forget_user(x.name, x.version, forget_in_models.subject_id);
+		CONTINUE WHEN rewritten IS NULL;
+		UPDATE personalize.models m
+		SET stale = true, revised_at = pg_catalog.clock_timestamp(), users = m.users - 1, bytes = rewritten
+		WHERE m.name = x.name AND m.version = x.version;
+		touched := touched + 1;
+		IF x.active THEN
+			PERFORM personalize.model_prewarm(x.name, x.version);
+		END IF;
+	END LOOP;
+	RETURN touched;
+END
+$$;
+-- ==== end of erasure rewrites ====

@@ -560,7 +560,7 @@ model_forget_user(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT min(chunk), max(chunk) FROM personalize.model_chunks WHERE name = $1 AND version = $2",
 							  2, (Oid[]) {TEXTOID, INT4OID}, (Datum[]) {PointerGetDatum(name), Int32GetDatum(version)},
-							  NULL, true, 1) != SPI_OK_SELECT)
+							  NULL, false, 1) != SPI_OK_SELECT)	/* sees this transaction's rewrites */
 		elog(ERROR, "cannot read personalize.model_chunks");
 	first = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (isnull)

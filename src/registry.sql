@@ -330,19 +330,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	touched integer := 0;
-	rewritten record;
+	x record;
+	rewritten bigint;
 BEGIN
-	FOR rewritten IN
-		UPDATE personalize.models m
-		SET stale = true, revised_at = pg_catalog.clock_timestamp(), users = m.users - 1, bytes = r.bytes
-		FROM (SELECT x.name, x.version, personalize.model_forget_user(x.name, x.version, forget_in_models.subject_id) AS bytes
-		      FROM personalize.models x WHERE x.users IS NOT NULL) r
-		WHERE r.bytes IS NOT NULL AND m.name = r.name AND m.version = r.version
-		RETURNING m.name, m.version, m.active
+	-- one rewrite per version, in a statement of its own: inside a join the
+	-- planner may evaluate a function of the inner side more than once
+	FOR x IN SELECT m.name, m.version, m.active FROM personalize.models m WHERE m.users IS NOT NULL
+	         ORDER BY m.name, m.version FOR UPDATE
 	LOOP
+		rewritten := personalize.model_forget_user(x.name, x.version, forget_in_models.subject_id);
+		CONTINUE WHEN rewritten IS NULL;
+		UPDATE personalize.models m
+		SET stale = true, revised_at = pg_catalog.clock_timestamp(), users = m.users - 1, bytes = rewritten
+		WHERE m.name = x.name AND m.version = x.version;
 		touched := touched + 1;
-		IF rewritten.active THEN
-			PERFORM personalize.model_prewarm(rewritten.name, rewritten.version);
+		IF x.active THEN
+			PERFORM personalize.model_prewarm(x.name, x.version);
 		END IF;
 	END LOOP;
 	RETURN touched;

@@ -4,7 +4,7 @@
 BEGIN;
 SET search_path = public, personalize;
 SET client_min_messages = warning;
-SELECT plan(22);
+SELECT plan(23);
 
 CREATE TABLE shop_events (user_id bigint, item_id bigint, weight real);
 INSERT INTO shop_events
@@ -22,6 +22,10 @@ SELECT m.model, r.item_id, r.rank, r.score FROM (VALUES ('forget_als'), ('forget
 SELECT is((SELECT count(*) FROM user_embeddings('forget_als') WHERE id = 42), 1::bigint, 'before: 42 has factors');
 
 CREATE TEMP TABLE result AS SELECT * FROM personalize.forget(42);
+-- each version is rewritten once (the old chunks go, the new are numbered after them)
+SELECT is((SELECT count(*) FROM personalize.model_chunks c JOIN personalize.models m USING (name, version)
+           WHERE m.stale), (SELECT sum(ceil(bytes / 4194304.0))::bigint FROM personalize.models WHERE stale),
+          'each rewritten version has exactly the chunks of its new image');
 SELECT is((SELECT removed FROM result WHERE object = 'models'), 3::bigint,
           'forget rewrote the three model versions that know 42 (two ALS, one item-kNN; popularity keeps no users)');
 SELECT is((SELECT count(*) FROM personalize.models WHERE stale), 3::bigint, 'and marked them stale');
