@@ -770,29 +770,80 @@ fold_in_factors(PG_FUNCTION_ARGS)
 }
 
 /*
- * Push the scores of one row of a tile (items i0 ...) into a heap, skipping
- * -Inf (seen). Once the heap is full most chunks of 16 hold no score above
- * its worst: one vector comparison skips them.
+ * Once a user's heap is full, most scores of a tile lose to its worst entry:
+ * the first chunk of 32 scores from j on that holds one at or above worst
+ * (its start), or the start of the last partial chunk.
  */
-MODEL_KERNEL static void
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#include <immintrin.h>
+
+__attribute__((target("avx2"))) static int32
+next_chunk_above_avx2(const float *row, int32 j, int32 t, float worst)
+{
+	__m256		w = _mm256_set1_ps(worst);
+
+	for (; j + 32 <= t; j += 32)
+	{
+		__m256		a = _mm256_max_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(row + j + 8));
+		__m256		b = _mm256_max_ps(_mm256_loadu_ps(row + j + 16), _mm256_loadu_ps(row + j + 24));
+
+		if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_max_ps(a, b), w, _CMP_GE_OQ)))
+			break;
+	}
+	return j;
+}
+#define HAVE_AVX2_CHUNKS 1
+#endif
+
+static int32
+next_chunk_above_generic(const float *row, int32 j, int32 t, float worst)
+{
+	for (; j + 32 <= t; j += 32)
+	{
+		int			above = 0;
+
+		for (int q = 0; q < 32; q++)
+			above |= row[j + q] >= worst;
+		if (above)
+			break;
+	}
+	return j;
+}
+
+static int32 (*next_chunk_above) (const float *row, int32 j, int32 t, float worst) = NULL;
+
+static void
+choose_chunk_kernel(void)
+{
+	next_chunk_above = next_chunk_above_generic;
+#ifdef HAVE_AVX2_CHUNKS
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2"))
+		next_chunk_above = next_chunk_above_avx2;
+#endif
+}
+
+/*
+ * Push the scores of one row of a tile (items i0 ...) into a heap, skipping
+ * -Inf (seen); once the heap is full, chunks without a score at or above its
+ * worst are skipped with vector comparisons.
+ */
+static void
 select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
 {
 	int32		j = 0;
 
-	for (; j < t; j += 16)
+	while (j < t)
 	{
-		int32		n = Min(16, t - j);
+		int32		n;
 
-		if (top->n == top->k && n == 16)
+		if (top->n == top->k)
 		{
-			float		worst = top->score[0];
-			int			above = 0;
-
-			for (int q = 0; q < 16; q++)
-				above |= row[j + q] >= worst;
-			if (!above)
-				continue;
+			j = next_chunk_above(row, j, t, top->score[0]);
+			if (j >= t)
+				break;
 		}
+		n = Min(32, t - j);
 		for (int q = 0; q < n; q++)
 		{
 			float		s = row[j + q];
@@ -800,6 +851,7 @@ select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
 			if (s != -INFINITY && (top->n < top->k || s >= top->score[0]))
 				topk_push(top, s, i0 + j + q);
 		}
+		j += n;
 	}
 }
 
@@ -813,7 +865,7 @@ select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
  */
 #define BATCH_THREADS	2
 #define BATCH_USERS		256
-#define BATCH_ITEMS		2048
+#define BATCH_ITEMS		256
 
 typedef struct BatchBlock
 {
@@ -842,21 +894,28 @@ batch_block_run(BatchBlock *w)
 	{
 		int32		t = Min(BATCH_ITEMS, w->nitems - i0);
 
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, w->b, t, w->f, 1.0f,
-					w->X + (Size) w->u0 * w->f, w->f, w->Y + (Size) i0 * w->f, w->f, 0.0f, w->scores, t);
+		/*
+		 * The tile starts at 0, seen items at -Inf, and sgemm adds the scores
+		 * (beta 1): 0 + s is s exactly, -Inf + s is -Inf, and OpenBLAS's pass
+		 * that zeroes C for beta 0 is slower than memset.
+		 */
+		memset(w->scores, 0, sizeof(float) * w->b * t);
 		for (int32 r = 0; r < w->b; r++)
 		{
 			float	   *row = w->scores + (Size) r * t;
 			int64		end = w->indptr[w->u0 + r + 1];
 
-			/* the user's items are ascending: mark those in this tile */
+			/* the user's items are ascending: those in this tile */
 			while (w->cursor[r] < end && w->indices[w->cursor[r]] < i0 + t)
 			{
 				row[w->indices[w->cursor[r]] - i0] = -INFINITY;
 				w->cursor[r]++;
 			}
-			select_tile_row(row, t, i0, &w->heaps[r]);
 		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, w->b, t, w->f, 1.0f,
+					w->X + (Size) w->u0 * w->f, w->f, w->Y + (Size) i0 * w->f, w->f, 1.0f, w->scores, t);
+		for (int32 r = 0; r < w->b; r++)
+			select_tile_row(w->scores + (Size) r * t, t, i0, &w->heaps[r]);
 	}
 	for (int32 r = 0; r < w->b; r++)
 		topk_sort(&w->heaps[r]);
@@ -998,6 +1057,8 @@ recommend_all(PG_FUNCTION_ARGS)
 	}
 	user_ids = lm->user_ids;
 	mask = palloc0(sizeof(bool) * m->nitems);
+	if (next_chunk_above == NULL)
+		choose_chunk_kernel();
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "recommend_all", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(tmp);
 	if (model_has_factors(m->algorithm))
