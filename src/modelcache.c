@@ -1075,6 +1075,7 @@ modelcache_init(void)
 static void
 reaper_exit(int code, Datum arg)
 {
+	LWLockReleaseAll();			/* a background worker's error path does not */
 	LWLockAcquire(directory->lock, LW_EXCLUSIVE);
 	directory->reaper = NULL;
 	LWLockRelease(directory->lock);
@@ -1104,6 +1105,7 @@ modelcache_reaper_main(Datum arg)
 		int			n;
 
 		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS(); /* absorbs barriers: DROP DATABASE waits for every process */
 		LWLockAcquire(directory->lock, LW_EXCLUSIVE);
 		n = directory->ndoomed;
 		memcpy(doomed, directory->doomed, sizeof(dsm_handle) * n);
