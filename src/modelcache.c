@@ -17,7 +17,10 @@
  * that published a version commits, the other versions of the name are
  * retired; an aborted one retires what it published; drop_model retires
  * every version at commit. A retired version is freed when the last backend
- * mapping it moves on (its next request, or its exit).
+ * mapping it moves on (its next request, or its exit): its slot at once, its
+ * segment by the model reaper, a background worker, since destroying a
+ * segment costs about 20 ms per 100 MB (a request must not wait for it);
+ * without the reaper, by the backend, never while holding the directory lock.
  *
  * Backend mode (not preloaded, or personalize.shared_models = off): each
  * backend loads its own copy into its private memory (the last four models
@@ -36,9 +39,12 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "model.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -81,6 +87,9 @@ typedef struct ModelDirectory
 	ConditionVariable changed;	/* a slot finished loading or was freed */
 	uint64		clock;
 	ModelSlot	slot[MODEL_SLOTS];
+	Latch	   *reaper;			/* the model reaper's latch, NULL when it is not running */
+	int			ndoomed;		/* segments of freed slots, for the reaper to destroy */
+	dsm_handle	doomed[MODEL_SLOTS];
 } ModelDirectory;
 
 /* At the start of a segment (or private copy): where the image and derived data are. */
@@ -118,6 +127,10 @@ static PendingChange *pending = NULL;
 static bool xact_callback_registered = false;
 
 static void modelcache_backend_init(void);
+
+/* Segments this backend must unpin once it no longer holds the directory lock. */
+static dsm_handle unpin_later[MODEL_SLOTS];
+static int	nunpin_later = 0;
 
 static bool
 use_shared(void)
@@ -172,13 +185,33 @@ slot_find(const char *name, int32 version, TimestampTz revision)
 	return -1;
 }
 
+/*
+ * Nobody maps the slot: free it, and hand its segment to the reaper (or to
+ * unpin_deferred once the lock is released) to destroy.
+ */
 static void
 slot_free(ModelSlot *s)
 {
 	if (s->state == SLOT_READY)
-		dsm_unpin_segment(s->handle);	/* nobody maps it: the segment goes */
+	{
+		if (directory->reaper != NULL && directory->ndoomed < MODEL_SLOTS)
+		{
+			directory->doomed[directory->ndoomed++] = s->handle;
+			SetLatch(directory->reaper);
+		}
+		else
+			unpin_later[nunpin_later++] = s->handle;
+	}
 	memset(s, 0, sizeof(ModelSlot));
 	ConditionVariableBroadcast(&directory->changed);
+}
+
+/* After releasing the directory lock: destroy the segments slot_free left to this backend. */
+static void
+unpin_deferred(void)
+{
+	while (nunpin_later > 0)
+		dsm_unpin_segment(unpin_later[--nunpin_later]);
 }
 
 /* Retire a slot; free it at once if no backend maps it. */
@@ -225,6 +258,7 @@ slot_release(int slot)
 	if (s->refcount == 0 && s->retired)
 		slot_free(s);
 	LWLockRelease(directory->lock);
+	unpin_deferred();
 }
 
 /* ---------- the block: image and derived data ---------- */
@@ -453,6 +487,7 @@ shared_get(const char *name, text *name_text, int32 version, TimestampTz revisio
 		{
 			LWLockRelease(directory->lock);
 			ConditionVariableCancelSleep();
+			unpin_deferred();
 			return NULL;
 		}
 		{
@@ -468,6 +503,7 @@ shared_get(const char *name, text *name_text, int32 version, TimestampTz revisio
 		}
 		LWLockRelease(directory->lock);
 		ConditionVariableCancelSleep();
+		unpin_deferred();
 
 		memset(&a, 0, sizeof(a));
 		PG_TRY();
@@ -810,6 +846,7 @@ shared_adopt(const char *name, int32 version, TimestampTz revision, dsm_segment 
 		ConditionVariableBroadcast(&directory->changed);
 	}
 	LWLockRelease(directory->lock);
+	unpin_deferred();
 	return slot >= 0;
 }
 
@@ -844,6 +881,7 @@ modelcache_xact_callback(XactEvent event, void *arg)
 		}
 	LWLockRelease(directory->lock);
 	pending = NULL;				/* allocated in TopTransactionContext */
+	unpin_deferred();
 }
 
 static void
@@ -1018,6 +1056,67 @@ modelcache_init(void)
 	shmem_request_hook = modelcache_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = modelcache_shmem_startup;
+	{
+		BackgroundWorker worker;
+
+		memset(&worker, 0, sizeof(worker));
+		/* connected to no database: listed in pg_stat_activity */
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_ConsistentState;
+		worker.bgw_restart_time = 1;
+		strlcpy(worker.bgw_library_name, "pg_personalize", BGW_MAXLEN);
+		strlcpy(worker.bgw_function_name, "modelcache_reaper_main", BGW_MAXLEN);
+		strlcpy(worker.bgw_name, "pg_personalize model reaper", BGW_MAXLEN);
+		strlcpy(worker.bgw_type, "pg_personalize model reaper", BGW_MAXLEN);
+		RegisterBackgroundWorker(&worker);
+	}
+}
+
+static void
+reaper_exit(int code, Datum arg)
+{
+	LWLockReleaseAll();			/* a background worker's error path does not */
+	LWLockAcquire(directory->lock, LW_EXCLUSIVE);
+	directory->reaper = NULL;
+	LWLockRelease(directory->lock);
+}
+
+/*
+ * The model reaper (a background worker, preloading only): destroys the
+ * segments of freed slots, so that the backend whose request released a
+ * version last does not wait for it.
+ */
+PGDLLEXPORT void modelcache_reaper_main(Datum arg);
+
+void
+modelcache_reaper_main(Datum arg)
+{
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGHUP, SIG_IGN);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	before_shmem_exit(reaper_exit, (Datum) 0);
+	LWLockAcquire(directory->lock, LW_EXCLUSIVE);
+	directory->reaper = MyLatch;
+	LWLockRelease(directory->lock);
+	while (!ShutdownRequestPending)
+	{
+		dsm_handle	doomed[MODEL_SLOTS];
+		int			n;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS(); /* absorbs barriers: DROP DATABASE waits for every process */
+		LWLockAcquire(directory->lock, LW_EXCLUSIVE);
+		n = directory->ndoomed;
+		memcpy(doomed, directory->doomed, sizeof(dsm_handle) * n);
+		directory->ndoomed = 0;
+		LWLockRelease(directory->lock);
+		for (int i = 0; i < n; i++)
+			dsm_unpin_segment(doomed[i]);
+		if (n == 0)
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000, PG_WAIT_EXTENSION);
+	}
+	proc_exit(0);
 }
 
 /* In a backend that uses shared models: clean up at exit. */

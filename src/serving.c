@@ -770,29 +770,80 @@ fold_in_factors(PG_FUNCTION_ARGS)
 }
 
 /*
- * Push the scores of one row of a tile (items i0 ...) into a heap, skipping
- * -Inf (seen). Once the heap is full most chunks of 16 hold no score above
- * its worst: one vector comparison skips them.
+ * Once a user's heap is full, most scores of a tile lose to its worst entry:
+ * the first chunk of 32 scores from j on that holds one at or above worst
+ * (its start), or the start of the last partial chunk.
  */
-MODEL_KERNEL static void
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#include <immintrin.h>
+
+__attribute__((target("avx2"))) static int32
+next_chunk_above_avx2(const float *row, int32 j, int32 t, float worst)
+{
+	__m256		w = _mm256_set1_ps(worst);
+
+	for (; j + 32 <= t; j += 32)
+	{
+		__m256		a = _mm256_max_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(row + j + 8));
+		__m256		b = _mm256_max_ps(_mm256_loadu_ps(row + j + 16), _mm256_loadu_ps(row + j + 24));
+
+		if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_max_ps(a, b), w, _CMP_GE_OQ)))
+			break;
+	}
+	return j;
+}
+#define HAVE_AVX2_CHUNKS 1
+#endif
+
+static int32
+next_chunk_above_generic(const float *row, int32 j, int32 t, float worst)
+{
+	for (; j + 32 <= t; j += 32)
+	{
+		int			above = 0;
+
+		for (int q = 0; q < 32; q++)
+			above |= row[j + q] >= worst;
+		if (above)
+			break;
+	}
+	return j;
+}
+
+static int32 (*next_chunk_above) (const float *row, int32 j, int32 t, float worst) = NULL;
+
+static void
+choose_chunk_kernel(void)
+{
+	next_chunk_above = next_chunk_above_generic;
+#ifdef HAVE_AVX2_CHUNKS
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2"))
+		next_chunk_above = next_chunk_above_avx2;
+#endif
+}
+
+/*
+ * Push the scores of one row of a tile (items i0 ...) into a heap, skipping
+ * -Inf (seen); once the heap is full, chunks without a score at or above its
+ * worst are skipped with vector comparisons.
+ */
+static void
 select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
 {
 	int32		j = 0;
 
-	for (; j < t; j += 16)
+	while (j < t)
 	{
-		int32		n = Min(16, t - j);
+		int32		n;
 
-		if (top->n == top->k && n == 16)
+		if (top->n == top->k)
 		{
-			float		worst = top->score[0];
-			int			above = 0;
-
-			for (int q = 0; q < 16; q++)
-				above |= row[j + q] >= worst;
-			if (!above)
-				continue;
+			j = next_chunk_above(row, j, t, top->score[0]);
+			if (j >= t)
+				break;
 		}
+		n = Min(32, t - j);
 		for (int q = 0; q < n; q++)
 		{
 			float		s = row[j + q];
@@ -800,73 +851,247 @@ select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
 			if (s != -INFINITY && (top->n < top->k || s >= top->score[0]))
 				topk_push(top, s, i0 + j + q);
 		}
+		j += n;
 	}
 }
 
 /*
- * recommend_all for ALS: blocks of BATCH_USERS users, one per thread; each
- * thread scores its block against tiles of BATCH_ITEMS items with its own
- * single-threaded sgemm, so the scores are selected while they are still in
- * cache, and one heap per user carries over the tiles. Seen items are marked
- * -Inf in the tile (scores are finite). Threads run plain C on memory
- * allocated beforehand; the backend thread emits the rows once they are joined.
+ * recommend_all for ALS: blocks of BATCH_USERS users; two worker threads take
+ * the next block in turn and score it against tiles of BATCH_ITEMS items with
+ * a single-threaded sgemm (the tile, 256 KB, stays in L2 for the selection),
+ * one heap per user carrying over the tiles. Finished blocks wait in
+ * BATCH_SLOTS slots; the backend thread emits them in user order while the
+ * workers go on. Workers run plain C on memory allocated beforehand and
+ * never touch PostgreSQL; the backend waits with a timeout and checks for
+ * interrupts, and stops and joins them on the way out, error or not.
  */
 #define BATCH_THREADS	2
 #define BATCH_USERS		256
-#define BATCH_ITEMS		2048
+#define BATCH_ITEMS		256
+#define BATCH_SLOTS		4
 
-typedef struct BatchBlock
+typedef struct BatchRun
 {
 	const float *X;
 	const float *Y;
 	const int64 *indptr;
 	const int32 *indices;
 	int			f;
+	int32		nusers;
 	int32		nitems;
-	int32		u0;				/* first user of the block */
-	int32		b;				/* users in the block */
+	int32		nblocks;
+	TopK	   *heaps[BATCH_SLOTS]; /* BATCH_USERS per slot, sorted when done */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	/* under lock */
+	int32		next;			/* next block to score */
+	int32		emitted;		/* blocks the backend has emitted */
+	bool		done[BATCH_SLOTS];
+	bool		stop;
+} BatchRun;
+
+typedef struct BatchWorker
+{
+	BatchRun   *run;
 	float	   *scores;			/* BATCH_USERS x BATCH_ITEMS */
-	TopK	   *heaps;			/* one per user, sorted at the end */
 	int64	   *cursor;			/* next seen pair per user */
-} BatchBlock;
+} BatchWorker;
 
 static void
-batch_block_run(BatchBlock *w)
+batch_block_run(BatchWorker *w, int32 block)
 {
-	for (int32 r = 0; r < w->b; r++)
-	{
-		w->heaps[r].n = 0;
-		w->cursor[r] = w->indptr[w->u0 + r];
-	}
-	for (int32 i0 = 0; i0 < w->nitems; i0 += BATCH_ITEMS)
-	{
-		int32		t = Min(BATCH_ITEMS, w->nitems - i0);
+	BatchRun   *run = w->run;
+	TopK	   *heaps = run->heaps[block % BATCH_SLOTS];
+	int32		u0 = block * BATCH_USERS;
+	int32		b = Min(BATCH_USERS, run->nusers - u0);
+	int			f = run->f;
 
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, w->b, t, w->f, 1.0f,
-					w->X + (Size) w->u0 * w->f, w->f, w->Y + (Size) i0 * w->f, w->f, 0.0f, w->scores, t);
-		for (int32 r = 0; r < w->b; r++)
+	for (int32 r = 0; r < b; r++)
+	{
+		heaps[r].n = 0;
+		w->cursor[r] = run->indptr[u0 + r];
+	}
+	for (int32 i0 = 0; i0 < run->nitems; i0 += BATCH_ITEMS)
+	{
+		int32		t = Min(BATCH_ITEMS, run->nitems - i0);
+
+		/*
+		 * The tile starts at 0, seen items at -Inf, and sgemm adds the scores
+		 * (beta 1): 0 + s is s exactly, -Inf + s is -Inf, and OpenBLAS's pass
+		 * that zeroes C for beta 0 is slower than memset.
+		 */
+		memset(w->scores, 0, sizeof(float) * b * t);
+		for (int32 r = 0; r < b; r++)
 		{
 			float	   *row = w->scores + (Size) r * t;
-			int64		end = w->indptr[w->u0 + r + 1];
+			int64		end = run->indptr[u0 + r + 1];
 
-			/* the user's items are ascending: mark those in this tile */
-			while (w->cursor[r] < end && w->indices[w->cursor[r]] < i0 + t)
+			/* the user's items are ascending: those in this tile */
+			while (w->cursor[r] < end && run->indices[w->cursor[r]] < i0 + t)
 			{
-				row[w->indices[w->cursor[r]] - i0] = -INFINITY;
+				row[run->indices[w->cursor[r]] - i0] = -INFINITY;
 				w->cursor[r]++;
 			}
-			select_tile_row(row, t, i0, &w->heaps[r]);
 		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, t, f, 1.0f,
+					run->X + (Size) u0 * f, f, run->Y + (Size) i0 * f, f, 1.0f, w->scores, t);
+		for (int32 r = 0; r < b; r++)
+			select_tile_row(w->scores + (Size) r * t, t, i0, &heaps[r]);
 	}
-	for (int32 r = 0; r < w->b; r++)
-		topk_sort(&w->heaps[r]);
+	for (int32 r = 0; r < b; r++)
+		topk_sort(&heaps[r]);
 }
 
 static void *
 batch_worker_main(void *arg)
 {
-	batch_block_run((BatchBlock *) arg);
+	BatchWorker *w = (BatchWorker *) arg;
+	BatchRun   *run = w->run;
+
+	pthread_mutex_lock(&run->lock);
+	for (;;)
+	{
+		int32		block;
+
+		while (!run->stop && run->next < run->nblocks && run->next >= run->emitted + BATCH_SLOTS)
+			pthread_cond_wait(&run->changed, &run->lock);
+		if (run->stop || run->next >= run->nblocks)
+			break;
+		block = run->next++;
+		pthread_mutex_unlock(&run->lock);
+		batch_block_run(w, block);
+		pthread_mutex_lock(&run->lock);
+		run->done[block % BATCH_SLOTS] = true;
+		pthread_cond_broadcast(&run->changed);
+	}
+	pthread_mutex_unlock(&run->lock);
 	return NULL;
+}
+
+/* The backend thread: wait for block e to be scored (no worker: score it). */
+static void
+batch_wait(BatchRun *run, BatchWorker *self, int32 e, int started)
+{
+	if (started == 0)
+	{
+		run->next = e + 1;
+		batch_block_run(self, e);
+		return;
+	}
+	pthread_mutex_lock(&run->lock);
+	while (!run->done[e % BATCH_SLOTS])
+	{
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 10 * 1000 * 1000;
+		if (until.tv_nsec >= 1000 * 1000 * 1000)
+		{
+			until.tv_sec++;
+			until.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		pthread_cond_timedwait(&run->changed, &run->lock, &until);
+		if (!run->done[e % BATCH_SLOTS])
+		{
+			/* never leave through an error holding the lock */
+			pthread_mutex_unlock(&run->lock);
+			CHECK_FOR_INTERRUPTS();
+			pthread_mutex_lock(&run->lock);
+		}
+	}
+	pthread_mutex_unlock(&run->lock);
+}
+
+/* The slot of block e is free again. */
+static void
+batch_emitted(BatchRun *run, int32 e)
+{
+	pthread_mutex_lock(&run->lock);
+	run->done[e % BATCH_SLOTS] = false;
+	run->emitted = e + 1;
+	pthread_cond_broadcast(&run->changed);
+	pthread_mutex_unlock(&run->lock);
+}
+
+static void
+batch_stop(BatchRun *run, pthread_t *tid, int started)
+{
+	pthread_mutex_lock(&run->lock);
+	run->stop = true;
+	pthread_cond_broadcast(&run->changed);
+	pthread_mutex_unlock(&run->lock);
+	for (int t = 0; t < started; t++)
+		pthread_join(tid[t], NULL);
+}
+
+/* recommend_all for factor models: the pipeline above, rows in user order. */
+static void
+recommend_all_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
+{
+	const ModelHeader *m = lm->m;
+	BatchRun   *run = palloc0(sizeof(BatchRun));
+	BatchWorker workers[BATCH_THREADS + 1];
+	pthread_t	tid[BATCH_THREADS];
+	volatile int started = 0;
+	int			blas_threads = openblas_get_num_threads();
+	sigset_t	all,
+				sigs;
+
+	run->X = lm->user_factors;
+	run->Y = lm->item_factors;
+	run->indptr = lm->indptr;
+	run->indices = lm->seen_items;
+	run->f = m->factors;
+	run->nusers = m->nusers;
+	run->nitems = m->nitems;
+	run->nblocks = (m->nusers + BATCH_USERS - 1) / BATCH_USERS;
+	for (int s = 0; s < BATCH_SLOTS; s++)
+	{
+		run->heaps[s] = palloc(sizeof(TopK) * BATCH_USERS);
+		for (int r = 0; r < BATCH_USERS; r++)
+			topk_init(&run->heaps[s][r], k);
+	}
+	/* workers[BATCH_THREADS] is the backend's, when no thread starts */
+	for (int t = 0; t <= BATCH_THREADS; t++)
+	{
+		workers[t].run = run;
+		workers[t].scores = palloc(sizeof(float) * BATCH_USERS * BATCH_ITEMS);
+		workers[t].cursor = palloc(sizeof(int64) * BATCH_USERS);
+	}
+	pthread_mutex_init(&run->lock, NULL);
+	pthread_cond_init(&run->changed, NULL);
+	/* each thread runs its own single-threaded sgemm on its own users */
+	openblas_set_num_threads(1);
+	PG_TRY();
+	{
+		/* workers must never run a PostgreSQL signal handler */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &sigs);
+		for (int t = 0; t < BATCH_THREADS && t < run->nblocks; t++)
+			if (pthread_create(&tid[started], NULL, batch_worker_main, &workers[t]) == 0)
+				started++;
+		pthread_sigmask(SIG_SETMASK, &sigs, NULL);
+		for (int32 e = 0; e < run->nblocks; e++)
+		{
+			TopK	   *heaps = run->heaps[e % BATCH_SLOTS];
+			int32		u0 = e * BATCH_USERS;
+
+			batch_wait(run, &workers[BATCH_THREADS], e, started);
+			for (int32 r = 0; r < Min(BATCH_USERS, m->nusers - u0); r++)
+				emit_heap(rsinfo, lm, &heaps[r], NULL, true, lm->user_ids[u0 + r]);
+			batch_emitted(run, e);
+			if (started == 0)
+				CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_FINALLY();
+	{
+		batch_stop(run, tid, started);
+		pthread_cond_destroy(&run->changed);
+		pthread_mutex_destroy(&run->lock);
+		openblas_set_num_threads(blas_threads);
+	}
+	PG_END_TRY();
 }
 
 static const float *popularity_order_scores;
@@ -998,73 +1223,12 @@ recommend_all(PG_FUNCTION_ARGS)
 	}
 	user_ids = lm->user_ids;
 	mask = palloc0(sizeof(bool) * m->nitems);
+	if (next_chunk_above == NULL)
+		choose_chunk_kernel();
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "recommend_all", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(tmp);
 	if (model_has_factors(m->algorithm))
-	{
-		BatchBlock	blocks[BATCH_THREADS];
-		int			blas_threads = openblas_get_num_threads();
-
-		for (int t = 0; t < BATCH_THREADS; t++)
-		{
-			BatchBlock *w = &blocks[t];
-
-			w->X = lm->user_factors;
-			w->Y = lm->item_factors;
-			w->indptr = lm->indptr;
-			w->indices = lm->seen_items;
-			w->f = m->factors;
-			w->nitems = m->nitems;
-			w->scores = palloc(sizeof(float) * BATCH_USERS * BATCH_ITEMS);
-			w->heaps = palloc(sizeof(TopK) * BATCH_USERS);
-			w->cursor = palloc(sizeof(int64) * BATCH_USERS);
-			for (int r = 0; r < BATCH_USERS; r++)
-				topk_init(&w->heaps[r], k);
-		}
-		/* each thread runs its own single-threaded sgemm on its own users */
-		openblas_set_num_threads(1);
-		PG_TRY();
-		{
-			for (int32 u0 = 0; u0 < m->nusers; u0 += BATCH_THREADS * BATCH_USERS)
-			{
-				pthread_t	tid[BATCH_THREADS];
-				bool		started[BATCH_THREADS] = {false};
-				int			nblocks = 0;
-				sigset_t	all,
-							sigs;
-
-				CHECK_FOR_INTERRUPTS();
-				for (int t = 0; t < BATCH_THREADS && u0 + t * BATCH_USERS < m->nusers; t++)
-				{
-					blocks[t].u0 = u0 + t * BATCH_USERS;
-					blocks[t].b = Min(BATCH_USERS, m->nusers - blocks[t].u0);
-					nblocks++;
-				}
-				/* workers must never run a PostgreSQL signal handler */
-				sigfillset(&all);
-				pthread_sigmask(SIG_BLOCK, &all, &sigs);
-				for (int t = 1; t < nblocks; t++)
-					started[t] = pthread_create(&tid[t], NULL, batch_worker_main, &blocks[t]) == 0;
-				pthread_sigmask(SIG_SETMASK, &sigs, NULL);
-				batch_block_run(&blocks[0]);
-				for (int t = 1; t < nblocks; t++)
-				{
-					if (started[t])
-						pthread_join(tid[t], NULL);
-					else
-						batch_block_run(&blocks[t]);
-				}
-				for (int t = 0; t < nblocks; t++)
-					for (int32 r = 0; r < blocks[t].b; r++)
-						emit_heap(rsinfo, lm, &blocks[t].heaps[r], NULL, true, user_ids[blocks[t].u0 + r]);
-			}
-		}
-		PG_FINALLY();
-		{
-			openblas_set_num_threads(blas_threads);
-		}
-		PG_END_TRY();
-	}
+		recommend_all_factors(rsinfo, lm, k);
 	else
 	{
 		float	   *scores = palloc(sizeof(float) * m->nitems);

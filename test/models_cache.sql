@@ -10,7 +10,7 @@ SET search_path = personalize, public;
 SET client_min_messages = warning;
 SELECT personalize.model_cache_mode() = 'shared' AS preloaded \gset
 \if :preloaded
-SELECT plan(18);
+SELECT plan(19);
 CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE FUNCTION pg_temp.conninfo() RETURNS text LANGUAGE sql AS
 $$SELECT format('dbname=%s port=%s host=%s', current_database(), current_setting('port'),
@@ -50,6 +50,8 @@ SELECT is(pg_temp.run('cache_setup', $q$SELECT personalize.train('cache_als', 'a
 SELECT is(pg_temp.slots('cache_als'), '1:retired:1 2:ready:0', 'version 2 is ready at commit, version 1 retired but still mapped (by the backend that stayed shared)');
 SELECT isnt(pg_temp.served('cache_a', 'cache_als') || pg_temp.served('cache_b', 'cache_als'), NULL, 'both backends serve version 2');
 SELECT is(pg_temp.slots('cache_als'), '2:ready:2', 'and version 1 is freed');
+SELECT is((SELECT count(*)::int FROM pg_catalog.pg_stat_activity WHERE backend_type = 'pg_personalize model reaper'), 1,
+          'the model reaper runs: it destroys the segments of freed versions, not the request that freed them');
 
 -- a rolled-back training leaves nothing in shared memory
 SELECT pg_temp.run('cache_setup', $q$BEGIN; SELECT personalize.train('cache_als', 'als', 'public.cache_clicks', '{"factors": 16, "iterations": 1}')::text$q$);
