@@ -52,7 +52,7 @@ bw=$(/tmp/pgp_membw 2>/dev/null || echo 0)
 
 
 epoch_median() {  # SQL of one training -> median epoch seconds
-  psql -c "SET max_parallel_workers_per_gather = 0" -c "$1" 2>&1 >/dev/null | grep -o 'epoch [0-9]* of [0-9]*: [0-9.]* s' | awk '{print $5}' | median
+  psql -c "SET max_parallel_workers_per_gather = 0" -c "SET client_min_messages = debug1" -c "$1" 2>&1 >/dev/null | grep -o 'epoch [0-9]* of [0-9]*: [0-9.]* s' | awk '{print $5}' | median
 }
 printf '%-34s | %-7s | %-9s | %-14s | %-14s | %s\n' variant threads "s/epoch" "interactions/s" "per thread" "bound (memory)"
 for t in 1 2; do

@@ -410,7 +410,7 @@ sgd_train(SgdProblem *p)
 			for (Size k = 0; k < (Size) p->ncontexts * p->dim; k++)
 				sum_context[k] += p->context_params[k];
 		}
-		ereport(NOTICE,
+		ereport(DEBUG1,
 				(errmsg("%s epoch %d of %d: %.3f s, loss %.6g, %.1f%% of samples updated",
 						p->name, epoch + 1, p->epochs, INSTR_TIME_GET_DOUBLE(elapsed), p->last_loss,
 						100.0 * updates / (double) p->nsamples)));
