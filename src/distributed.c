@@ -334,19 +334,10 @@ train_absorb(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
-static int
-cmp_int64_asc(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 static int32
 index_of(const int64 *sorted, int32 n, int64 id)
 {
-	const int64 *hit = bsearch(&id, sorted, n, sizeof(int64), cmp_int64_asc);
+	const int64 *hit = bsearch(&id, sorted, n, sizeof(int64), cmp_int64);
 
 	if (hit == NULL)
 		ereport(ERROR,
@@ -762,27 +753,11 @@ node_knn_range(NodeRun *nr, Reader *r)
 	put(out, counts, sizeof(int32) * (hi - lo));	/* written below */
 	for (int32 i = lo; i < hi; i++)
 	{
-		int32		ntouched = 0,
+		int32		ntouched,
 					n = 0;
 
 		CHECK_FOR_INTERRUPTS();
-		for (int64 a = nr->t_indptr[i]; a < nr->t_indptr[i + 1]; a++)
-		{
-			int32		u = nr->t_users[a];
-			float		wu = nr->t_weights[a];
-
-			for (int64 b = d->indptr[u]; b < d->indptr[u + 1]; b++)
-			{
-				int32		j = d->indices[b];
-
-				if (!seen[j])
-				{
-					seen[j] = true;
-					touched[ntouched++] = j;
-				}
-				acc[j] += wu * d->weights[b];
-			}
-		}
+		ntouched = itemknn_row(d, nr->t_indptr, nr->t_users, nr->t_weights, i, acc, seen, touched);
 		for (int32 t = 0; t < ntouched; t++)
 		{
 			int32		j = touched[t];
@@ -1781,23 +1756,8 @@ itemknn_fit_distributed(PG_FUNCTION_ARGS)
 			Size		base = (Size) (i - kr.lo) * nitems;
 
 			CHECK_FOR_INTERRUPTS();
-			top.n = 0;
-			for (int32 t = 0; t < kr.ntouched[i - kr.lo]; t++)
-			{
-				int32		j = kr.touched[base + t];
-				float		denom = norms[i] * norms[j] + shrinkage;
-
-				if (denom > 0 && kr.acc[base + j] > 0)
-					topk_push(&top, kr.acc[base + j] / denom, j);
-				kr.acc[base + j] = 0;
-				kr.seen[base + j] = false;
-			}
-			topk_sort(&top);
-			for (int a = 0; a < K; a++)
-			{
-				nbr[(Size) i * K + a] = a < top.n ? top.index[a] : -1;
-				sim[(Size) i * K + a] = a < top.n ? top.score[a] : 0;
-			}
+			itemknn_select(i, K, norms, shrinkage, kr.acc + base, kr.seen + base, kr.touched + base,
+						   kr.ntouched[i - kr.lo], &top, nbr, sim);
 		}
 	}
 	pfree(kr.acc);

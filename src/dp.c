@@ -182,15 +182,6 @@ static const char *const dp_popularity_options[] = {
 	"epsilon", "delta", "mechanism", "contributions", "seed", "catalog", NULL
 };
 
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 PG_FUNCTION_INFO_V1(dp_popularity_final);
 Datum
 dp_popularity_final(PG_FUNCTION_ARGS)

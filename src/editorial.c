@@ -87,21 +87,6 @@ editorial_transfn(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
-static int
-cmp_string(const void *a, const void *b)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 typedef struct ListEntry
 {
 	int32		list;			/* 0 = default, s + 1 = segment s */
@@ -139,7 +124,7 @@ cmp_entry_position(const void *a, const void *b)
 static int32
 find_name(char **names, int32 n, const char *name)
 {
-	char	  **hit = bsearch(&name, names, n, sizeof(char *), cmp_string);
+	char	  **hit = bsearch(&name, names, n, sizeof(char *), cmp_cstring);
 
 	return hit ? (int32) (hit - names) : -1;
 }
@@ -188,7 +173,7 @@ editorial_final(PG_FUNCTION_ARGS)
 	if (assigned)
 		for (int64 r = 0; r < assigned->n; r++)
 			names[nall++] = assigned->labels[r];
-	qsort(names, nall, sizeof(char *), cmp_string);
+	qsort(names, nall, sizeof(char *), cmp_cstring);
 	for (int64 r = 0; r < nall; r++)
 		if (nnames == 0 || strcmp(names[nnames - 1], names[r]) != 0)
 			names[nnames++] = names[r];

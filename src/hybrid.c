@@ -158,21 +158,6 @@ hybrid_transfn(PG_FUNCTION_ARGS)
 
 /* ---------- ids: the union of the interactions' and the features' ---------- */
 
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
-static int
-cmp_string(const void *a, const void *b)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 /* Sorted distinct union of sorted ids a and unsorted ids b; remap[a index] = union index. */
 static int64 *
 union_ids(const int64 *a, int32 na, const int64 *b, int64 nb, int32 *nout, int32 **remap)
@@ -270,7 +255,7 @@ features_build(SourceRows *src, const IdMap *ids, int32 nrows, char **exclude, i
 	for (int64 r = 0; r < src->n; r++)
 		if (!excluded(src->labels[r], exclude, nexclude, used))
 			sorted[n++] = src->labels[r];
-	qsort(sorted, n, sizeof(char *), cmp_string);
+	qsort(sorted, n, sizeof(char *), cmp_cstring);
 	for (int64 r = 0; r < n; r++)
 		if (nnames == 0 || strcmp(sorted[nnames - 1], sorted[r]) != 0)
 			sorted[nnames++] = sorted[r];
@@ -286,7 +271,7 @@ features_build(SourceRows *src, const IdMap *ids, int32 nrows, char **exclude, i
 
 		if (row < 0)
 			continue;
-		hit = bsearch(&src->labels[r], sorted, nnames, sizeof(char *), cmp_string);
+		hit = bsearch(&src->labels[r], sorted, nnames, sizeof(char *), cmp_cstring);
 		if (hit == NULL)
 			continue;			/* excluded */
 		rf[n].row = row;
@@ -611,7 +596,7 @@ hybrid_final(PG_FUNCTION_ARGS)
 		context_names = palloc(sizeof(char *) * Max(k, 1));
 		for (int32 c = 0; c < k; c++)
 			context_names[c] = byname[c]->name;
-		qsort(context_names, k, sizeof(char *), cmp_string);
+		qsort(context_names, k, sizeof(char *), cmp_cstring);
 		context_rank = palloc(sizeof(int32) * Max(st->ncontexts, 1));
 		for (int32 c = 0; c < k; c++)
 		{

@@ -371,13 +371,21 @@ interactions_deserialize(PG_FUNCTION_ARGS)
 
 /* ---------- dense indexes and CSR ---------- */
 
-static int
+/* qsort and bsearch order of int64 keys */
+int
 cmp_int64(const void *a, const void *b)
 {
 	int64		x = *(const int64 *) a,
 				y = *(const int64 *) b;
 
 	return (x > y) - (x < y);
+}
+
+/* qsort order of C strings (an array of char *) */
+int
+cmp_cstring(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
 /*

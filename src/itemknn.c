@@ -18,6 +18,64 @@
 
 const char *const itemknn_options[] = {"neighbors", "shrinkage", NULL};
 
+/*
+ * Σ_u w_ui w_uj of item i with every item j its users have (i included), added
+ * into acc; seen and touched (items long, seen all false) record which j: their
+ * count is returned. t_* is the item-major transpose of d.
+ */
+int32
+itemknn_row(const Interactions *d, const int64 *t_indptr, const int32 *t_users, const float *t_weights,
+			int32 i, float *acc, bool *seen, int32 *touched)
+{
+	int32		ntouched = 0;
+
+	for (int64 a = t_indptr[i]; a < t_indptr[i + 1]; a++)
+	{
+		int32		u = t_users[a];
+		float		wu = t_weights[a];
+
+		for (int64 b = d->indptr[u]; b < d->indptr[u + 1]; b++)
+		{
+			int32		j = d->indices[b];
+
+			if (!seen[j])
+			{
+				seen[j] = true;
+				touched[ntouched++] = j;
+			}
+			acc[j] += wu * d->weights[b];
+		}
+	}
+	return ntouched;
+}
+
+/*
+ * Item i's K best neighbours from its sums (acc over touched) into row i of
+ * nbr and sim (-1 and 0 past the last); acc and seen are cleared for reuse.
+ */
+void
+itemknn_select(int32 i, int K, const float *norms, float shrinkage, float *acc, bool *seen,
+			   const int32 *touched, int32 ntouched, TopK *top, int32 *nbr, float *sim)
+{
+	top->n = 0;
+	for (int32 t = 0; t < ntouched; t++)
+	{
+		int32		j = touched[t];
+		float		denom = norms[i] * norms[j] + shrinkage;
+
+		if (j != i && denom > 0 && acc[j] > 0)
+			topk_push(top, acc[j] / denom, j);
+		acc[j] = 0;
+		seen[j] = false;
+	}
+	topk_sort(top);
+	for (int a = 0; a < K; a++)
+	{
+		nbr[(Size) i * K + a] = a < top->n ? top->index[a] : -1;
+		sim[(Size) i * K + a] = a < top->n ? top->score[a] : 0;
+	}
+}
+
 PG_FUNCTION_INFO_V1(itemknn_final);
 Datum
 itemknn_final(PG_FUNCTION_ARGS)
@@ -73,43 +131,9 @@ itemknn_final(PG_FUNCTION_ARGS)
 
 	for (int32 i = 0; i < d->nitems; i++)
 	{
-		int32		ntouched = 0;
-
 		CHECK_FOR_INTERRUPTS();
-		for (int64 a = t_indptr[i]; a < t_indptr[i + 1]; a++)
-		{
-			int32		u = t_indices[a];
-			float		wu = t_weights[a];
-
-			for (int64 b = d->indptr[u]; b < d->indptr[u + 1]; b++)
-			{
-				int32		j = d->indices[b];
-
-				if (!seen[j])
-				{
-					seen[j] = true;
-					touched[ntouched++] = j;
-				}
-				acc[j] += wu * d->weights[b];
-			}
-		}
-		top.n = 0;
-		for (int32 t = 0; t < ntouched; t++)
-		{
-			int32		j = touched[t];
-			float		denom = norms[i] * norms[j] + shrinkage;
-
-			if (j != i && denom > 0 && acc[j] > 0)
-				topk_push(&top, acc[j] / denom, j);
-			acc[j] = 0;
-			seen[j] = false;
-		}
-		topk_sort(&top);
-		for (int a = 0; a < K; a++)
-		{
-			nbr[(Size) i * K + a] = a < top.n ? top.index[a] : -1;
-			sim[(Size) i * K + a] = a < top.n ? top.score[a] : 0;
-		}
+		itemknn_select(i, K, norms, shrinkage, acc, seen, touched,
+					   itemknn_row(d, t_indptr, t_indices, t_weights, i, acc, seen, touched), &top, nbr, sim);
 	}
 	PG_RETURN_DATUM(model_datum(m));
 }

@@ -436,4 +436,13 @@ extern void topk_init(TopK *t, int k);
 extern void topk_push(TopK *t, float score, int32 index);
 extern void topk_sort(TopK *t);
 
+extern int	cmp_int64(const void *a, const void *b);	/* qsort/bsearch comparators (interactions.c) */
+extern int	cmp_cstring(const void *a, const void *b);
+
+/* item-kNN's two steps per item (itemknn.c; distributed.c runs them on nodes and coordinator) */
+extern int32 itemknn_row(const Interactions *d, const int64 *t_indptr, const int32 *t_users, const float *t_weights,
+						 int32 i, float *acc, bool *seen, int32 *touched);
+extern void itemknn_select(int32 i, int K, const float *norms, float shrinkage, float *acc, bool *seen,
+						   const int32 *touched, int32 ntouched, TopK *top, int32 *nbr, float *sim);
+
 #endif
