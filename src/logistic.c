@@ -572,6 +572,51 @@ input_number(const FeatureInput *in, Datum d)
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
 }
 
+/* A training row with a NULL: counted, or an error without the option skip_nulls. */
+static void
+pass_null_row(double *st, const Classifier *c)
+{
+	if (!(c->flags & CLASSIFIER_SKIP_NULLS))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a training row has a NULL label, weight or feature"),
+				 errhint("Leave such rows out with the option \"skip_nulls\".")));
+	st[ST_NULL_ROWS] += 1;
+}
+
+/*
+ * Label and weight checked, then the row into the block buffer (x NULL: its
+ * dense features are there already); a full block is added to the sums.
+ */
+static void
+pass_buffer_row(double *st, const Classifier *c, int p, int nd, int nc, const double *x,
+				const int32 *cols, double y, double w)
+{
+	int			k = (int) st[ST_BUFFERED];
+	double	   *buffer = st + ST_BUFFER(p);
+
+	if (y != 0.0 && y != 1.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("label must be 0 or 1, not %g", y)));
+	if (!(w >= 0.0 && isfinite(w)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("weight must be finite and not negative, not %g", w)));
+	if (x)
+		for (int j = 0; j < nd; j++)
+			buffer[(Size) j * PASS_BLOCK + k] = x[j];
+	buffer += (Size) nd * PASS_BLOCK;
+	buffer[k] = y;
+	buffer[PASS_BLOCK + k] = w * (y == 1.0 ? c->weight_positive : c->weight_negative);
+	buffer += 2 * PASS_BLOCK;
+	for (int m = 0; m < nc; m++)
+		buffer[(Size) m * PASS_BLOCK + k] = cols[m];
+	st[ST_BUFFERED] = k + 1;
+	if (k + 1 == PASS_BLOCK)
+		pass_flush(st, p, nd, nc);
+}
+
 PG_FUNCTION_INFO_V1(logistic_pass_transfn);
 Datum
 logistic_pass_transfn(PG_FUNCTION_ARGS)
@@ -581,14 +626,11 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 	const Classifier *c;
 	ArrayType  *state;
 	double	   *st,
-			   *x,
-			   *buffer;
+			   *x;
 	int			p,
 				nd,
 				nc,
 				k;
-	double		y,
-				w;
 	bool		complete = true,
 				buffered = false;	/* the dense values are in the buffer already */
 
@@ -692,40 +734,15 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 	}
 	if (!complete)
 	{
-		if (!(c->flags & CLASSIFIER_SKIP_NULLS))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("a training row has a NULL label, weight or feature"),
-					 errhint("Leave such rows out with the option \"skip_nulls\".")));
-		st[ST_NULL_ROWS] += 1;
+		pass_null_row(st, c);
 		PG_RETURN_ARRAYTYPE_P(state);
 	}
-	y = input_number(&pc->label, PG_GETARG_DATUM(2));
-	w = input_number(&pc->weight, PG_GETARG_DATUM(3));
-	if (y != 0.0 && y != 1.0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("label must be 0 or 1, not %g", y)));
-	if (!(w >= 0.0 && isfinite(w)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("weight must be finite and not negative, not %g", w)));
+	{
+		double		y = input_number(&pc->label, PG_GETARG_DATUM(2));
+		double		w = input_number(&pc->weight, PG_GETARG_DATUM(3));
 
-	/* into the buffer; a full block is added */
-	k = (int) st[ST_BUFFERED];
-	buffer = st + ST_BUFFER(p);
-	if (!buffered)
-		for (int j = 0; j < nd; j++)
-			buffer[(Size) j * PASS_BLOCK + k] = x[j];
-	buffer += (Size) nd * PASS_BLOCK;
-	buffer[k] = y;
-	buffer[PASS_BLOCK + k] = w * (y == 1.0 ? c->weight_positive : c->weight_negative);
-	buffer += 2 * PASS_BLOCK;
-	for (int m = 0; m < nc; m++)
-		buffer[(Size) m * PASS_BLOCK + k] = pc->cols[m];
-	st[ST_BUFFERED] = k + 1;
-	if (k + 1 == PASS_BLOCK)
-		pass_flush(st, p, nd, nc);
+		pass_buffer_row(st, c, p, nd, nc, buffered ? NULL : x, pc->cols, y, w);
+	}
 	PG_RETURN_ARRAYTYPE_P(state);
 }
 
@@ -832,30 +849,6 @@ flat_array(ArrayType *a, Oid elemtype, int expected, const char *what, Datum **v
 	return true;
 }
 
-/*
- * A row into the state's buffer; a full block is added. The same writes as
- * the end of logistic_pass_transfn (the two aggregates share the state).
- */
-static void
-flat_pass_buffer_row(double *st, const Classifier *c, int p, int nd, int nc, const double *x,
-					 const int32 *cols, double y, double w)
-{
-	int			k = (int) st[ST_BUFFERED];
-	double	   *buffer = st + ST_BUFFER(p);
-
-	for (int j = 0; j < nd; j++)
-		buffer[(Size) j * PASS_BLOCK + k] = x[j];
-	buffer += (Size) nd * PASS_BLOCK;
-	buffer[k] = y;
-	buffer[PASS_BLOCK + k] = w * (y == 1.0 ? c->weight_positive : c->weight_negative);
-	buffer += 2 * PASS_BLOCK;
-	for (int m = 0; m < nc; m++)
-		buffer[(Size) m * PASS_BLOCK + k] = cols[m];
-	st[ST_BUFFERED] = k + 1;
-	if (k + 1 == PASS_BLOCK)
-		pass_flush(st, p, nd, nc);
-}
-
 PG_FUNCTION_INFO_V1(logistic_pass_flat_transfn);
 Datum
 logistic_pass_flat_transfn(PG_FUNCTION_ARGS)
@@ -869,8 +862,6 @@ logistic_pass_flat_transfn(PG_FUNCTION_ARGS)
 	int			p,
 				nd,
 				nc;
-	double		y,
-				w;
 	bool		complete;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
@@ -938,25 +929,10 @@ logistic_pass_flat_transfn(PG_FUNCTION_ARGS)
 	}
 	if (!complete)
 	{
-		if (!(c->flags & CLASSIFIER_SKIP_NULLS))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("a training row has a NULL label, weight or feature"),
-					 errhint("Leave such rows out with the option \"skip_nulls\".")));
-		st[ST_NULL_ROWS] += 1;
+		pass_null_row(st, c);
 		PG_RETURN_ARRAYTYPE_P(state);
 	}
-	y = PG_GETARG_FLOAT8(2);
-	w = PG_GETARG_FLOAT8(3);
-	if (y != 0.0 && y != 1.0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("label must be 0 or 1, not %g", y)));
-	if (!(w >= 0.0 && isfinite(w)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("weight must be finite and not negative, not %g", w)));
-	flat_pass_buffer_row(st, c, p, nd, nc, x, pc->cols, y, w);
+	pass_buffer_row(st, c, p, nd, nc, x, pc->cols, PG_GETARG_FLOAT8(2), PG_GETARG_FLOAT8(3));
 	PG_RETURN_ARRAYTYPE_P(state);
 }
 
