@@ -450,29 +450,6 @@ feature_input_init(FeatureInput *in, Oid type, int feature_kind, const char *fea
 	}
 }
 
-static inline double
-number_value(int kind, Datum d)
-{
-	switch (kind)
-	{
-		case INPUT_FLOAT8:
-			return DatumGetFloat8(d);
-		case INPUT_FLOAT4:
-			return DatumGetFloat4(d);
-		case INPUT_INT2:
-			return DatumGetInt16(d);
-		case INPUT_INT4:
-			return DatumGetInt32(d);
-		case INPUT_INT8:
-			return (double) DatumGetInt64(d);
-		case INPUT_NUMERIC:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
-		case INPUT_BOOL:
-			return DatumGetBool(d) ? 1.0 : 0.0;
-	}
-	return 0.0;
-}
-
 static void
 not_finite(const char *feature, double v)
 {
@@ -517,7 +494,7 @@ array_values(const Classifier *c, int f, const FeatureInput *in, Datum d, double
 			bool		isnull;
 			Datum		e = array_iter_next(&it, &isnull, i, in->elem_len, in->elem_byval, in->elem_align);
 
-			x[i] = number_value(in->elem_kind, e);
+			x[i] = input_kind_number(in->elem_kind, e);
 		}
 	}
 	for (int i = 0; i < n; i++)
@@ -575,7 +552,7 @@ encode_row(const RowEncoder *e, const Datum *values, const bool *nulls, double *
 			return false;
 		if (ft->kind == FEATURE_NUMERIC)
 		{
-			double		v = number_value(in->kind, values[f]);
+			double		v = input_kind_number(in->kind, values[f]);
 
 			if (!isfinite(v))
 				not_finite(CLF_NAME(c, f), v);

@@ -19,6 +19,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/builtins.h"
 
 #define CLASSIFIER_MAGIC	0x50434c31	/* "PCL1" */
 #define CLASSIFIER_MAX_COLUMNS 4096		/* the Hessian is dense: 128 MB at this size */
@@ -167,6 +168,30 @@ typedef struct FeatureInput
 	char		elem_align;
 	FmgrInfo	output;			/* INPUT_OUTPUT */
 } FeatureInput;
+
+/* A numeric input's value as a double (inline: it runs per row and feature). */
+static inline double
+input_kind_number(int kind, Datum d)
+{
+	switch (kind)
+	{
+		case INPUT_FLOAT8:
+			return DatumGetFloat8(d);
+		case INPUT_FLOAT4:
+			return DatumGetFloat4(d);
+		case INPUT_INT2:
+			return DatumGetInt16(d);
+		case INPUT_INT4:
+			return DatumGetInt32(d);
+		case INPUT_INT8:
+			return (double) DatumGetInt64(d);
+		case INPUT_NUMERIC:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+		case INPUT_BOOL:
+			return DatumGetBool(d) ? 1.0 : 0.0;
+	}
+	return 0.0;
+}
 
 extern void feature_input_init(FeatureInput *in, Oid type, int feature_kind, const char *feature,
 							   MemoryContext cxt);

@@ -551,27 +551,6 @@ pass_not_finite(const PassCache *pc, const double *x)
 	}
 }
 
-static inline double
-input_number(const FeatureInput *in, Datum d)
-{
-	switch (in->kind)
-	{
-		case INPUT_FLOAT8:
-			return DatumGetFloat8(d);
-		case INPUT_BOOL:
-			return DatumGetBool(d) ? 1.0 : 0.0;
-		case INPUT_FLOAT4:
-			return DatumGetFloat4(d);
-		case INPUT_INT2:
-			return DatumGetInt16(d);
-		case INPUT_INT4:
-			return DatumGetInt32(d);
-		case INPUT_INT8:
-			return (double) DatumGetInt64(d);
-	}
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
-}
-
 /* A training row with a NULL: counted, or an error without the option skip_nulls. */
 static void
 pass_null_row(double *st, const Classifier *c)
@@ -738,8 +717,8 @@ logistic_pass_transfn(PG_FUNCTION_ARGS)
 		PG_RETURN_ARRAYTYPE_P(state);
 	}
 	{
-		double		y = input_number(&pc->label, PG_GETARG_DATUM(2));
-		double		w = input_number(&pc->weight, PG_GETARG_DATUM(3));
+		double		y = input_kind_number(pc->label.kind, PG_GETARG_DATUM(2));
+		double		w = input_kind_number(pc->weight.kind, PG_GETARG_DATUM(3));
 
 		pass_buffer_row(st, c, p, nd, nc, buffered ? NULL : x, pc->cols, y, w);
 	}
