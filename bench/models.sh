@@ -18,28 +18,17 @@
 #     against the serial one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scale=${SCALE:-1}
-db=pgp_bench_models
-dropdb --if-exists "$db" >/dev/null 2>&1
-createdb "$db"
-trap 'dropdb --if-exists "$db" >/dev/null 2>&1' EXIT
-psql() { command psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source bench/lib.sh
+bench_db pgp_bench_models
 
-users=$(awk -v s="$scale" 'BEGIN {printf "%d", 200000 * s}')
-items=$(awk -v s="$scale" 'BEGIN {printf "%d", 50000 * (s < 1 ? 0.5 + s / 2 : 1)}')
-rows=$(awk -v s="$scale" 'BEGIN {printf "%d", 10000000 * s}')
+powerlaw_size
 
 echo "== synthetic power-law interactions: $users users, $items items, $rows rows"
 psql <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION pg_personalize;
 SELECT setseed(0.42);
-CREATE TABLE inter AS
-SELECT floor($users * power(random(), 1.5))::bigint AS user_id,
-       floor($items * power(random(), 2.5))::bigint AS item_id,
-       1::real AS weight
-FROM generate_series(1, $rows);
+$(powerlaw_sql inter "$rows")
 ANALYZE inter;
 SQL
 

@@ -16,28 +16,18 @@
 # optimistic bound: the rows are read at random).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scale=${SCALE:-1}
-db=pgp_bench_sgd
-dropdb --if-exists "$db" >/dev/null 2>&1
-createdb "$db"
+source bench/lib.sh
+bench_db pgp_bench_sgd
 trap 'dropdb --if-exists "$db" >/dev/null 2>&1; rm -f /tmp/pgp_membw' EXIT
-psql() { command psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-users=$(awk -v s="$scale" 'BEGIN {printf "%d", 200000 * s}')
-items=$(awk -v s="$scale" 'BEGIN {printf "%d", 50000 * (s < 1 ? 0.5 + s / 2 : 1)}')
-rows=$(awk -v s="$scale" 'BEGIN {printf "%d", 10000000 * s}')
+powerlaw_size
 
 echo "== synthetic power-law interactions (bench/models.sh): $users users, $items items, $rows rows; uptime: $(uptime)"
 psql <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION pg_personalize;
 SELECT setseed(0.42);
-CREATE TABLE inter AS
-SELECT floor($users * power(random(), 1.5))::bigint AS user_id,
-       floor($items * power(random(), 2.5))::bigint AS item_id,
-       1::real AS weight
-FROM generate_series(1, $rows);
+$(powerlaw_sql inter "$rows")
 -- four features per item (hybrid): two of 20 categories, one of 100 brands, one of 10 price bands
 CREATE TABLE item_features AS
 SELECT i AS item_id, f AS feature FROM generate_series(0, $items - 1) i,

@@ -13,33 +13,18 @@
 # seconds each needs to get there (median seconds per iteration from the DEBUG1 lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scale=${SCALE:-1}
-db=pgp_bench_warmstart
-dropdb --if-exists "$db" >/dev/null 2>&1
-createdb "$db"
-trap 'dropdb --if-exists "$db" >/dev/null 2>&1' EXIT
-psql() { command psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+source bench/lib.sh
+bench_db pgp_bench_warmstart
 
-users=$(awk -v s="$scale" 'BEGIN {printf "%d", 200000 * s}')
-items=$(awk -v s="$scale" 'BEGIN {printf "%d", 50000 * (s < 1 ? 0.5 + s / 2 : 1)}')
-rows=$(awk -v s="$scale" 'BEGIN {printf "%d", 10000000 * s}')
+powerlaw_size
 extra=$((rows / 20))
 echo "== $users users, $items items: $rows interactions, then $extra more (5%); load: $(uptime | sed 's/.*load/load/')"
 psql <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION pg_personalize;
 SELECT setseed(0.42);
-CREATE TABLE inter AS
-SELECT floor($users * power(random(), 1.5))::bigint AS user_id,
-       floor($items * power(random(), 2.5))::bigint AS item_id,
-       1::real AS weight
-FROM generate_series(1, $rows);
-CREATE TABLE appended AS
-SELECT floor($users * power(random(), 1.5))::bigint AS user_id,
-       floor($items * power(random(), 2.5))::bigint AS item_id,
-       1::real AS weight
-FROM generate_series(1, $extra);
+$(powerlaw_sql inter "$rows")
+$(powerlaw_sql appended "$extra")
 CREATE VIEW everything AS SELECT * FROM inter UNION ALL SELECT * FROM appended;
 ANALYZE inter;
 ANALYZE appended;
