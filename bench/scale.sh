@@ -229,15 +229,18 @@ if has batch; then
   for r in 1 2 3; do
     "$out/sgemm_bound" 20000 "$i" 64 256 256 1 >>"$out/bound"
     start=$(date +%s.%N)
-    psql -At -c "SELECT count(*) FROM personalize.recommend_all('scale10', 10)" >/dev/null
+    psql -At -c "SET client_min_messages = debug1" -c "SELECT count(*) FROM personalize.recommend_all('scale10', 10)" 2>"$out/ra_debug" >/dev/null
     end=$(date +%s.%N)
+    grep -o 'user-item pairs ([0-9.]*%)' "$out/ra_debug" | grep -o '[0-9.]*%' >"$out/ra_scored"
     awk -v a="$start" -v b="$end" -v u="$u" 'BEGIN {printf "%.0f\n", u / (b - a)}' >>"$out/ra"
   done
   ra=$(median <"$out/ra")
   bound=$(awk '{print $1}' "$out/bound" | median)
   sgemm=$(awk '{print $2}' "$out/bound" | median)
-  row "recommend_all users/s, $i items x 64 factors, k = 10" "$ra ($(awk -v a="$ra" -v b="$bound" 'BEGIN {printf "%.0f%%", 100 * a / b}') of bound)" \
-      "bar >= 25,000; sgemm alone on the same tiles: $bound users/s; square sgemm $sgemm GFLOP/s = $(awk -v i="$i" -v r="$sgemm" 'BEGIN {printf "%.0f", r * 1e9 / (2 * i * 64)}') users/s"
+  # exact pruning (items by descending norm, a user stops at the Cauchy-Schwarz bound):
+  # the dense sgemm over every pair is the baseline, not a bound
+  row "recommend_all users/s, $i items x 64 factors, k = 10" "$ra ($(awk -v a="$ra" -v b="$bound" 'BEGIN {printf "%.1f", a / b}')x dense sgemm)" \
+      "bar >= 25,000; scored $(cat "$out/ra_scored") of the pairs; sgemm alone over every pair, same tiles: $bound users/s; square sgemm $sgemm GFLOP/s = $(awk -v i="$i" -v r="$sgemm" 'BEGIN {printf "%.0f", r * 1e9 / (2 * i * 64)}') users/s"
 fi
 
 echo

@@ -824,12 +824,13 @@ choose_chunk_kernel(void)
 }
 
 /*
- * Push the scores of one row of a tile (items i0 ...) into a heap, skipping
- * -Inf (seen); once the heap is full, chunks without a score at or above its
- * worst are skipped with vector comparisons.
+ * Push the scores of one row of a tile (positions i0 ... of the order) into a
+ * heap under their item index, skipping -Inf (seen); once the heap is full,
+ * chunks without a score at or above its worst are skipped with vector
+ * comparisons.
  */
 static void
-select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
+select_tile_row(const float *row, int32 t, const int32 *order, TopK *top)
 {
 	int32		j = 0;
 
@@ -849,7 +850,7 @@ select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
 			float		s = row[j + q];
 
 			if (s != -INFINITY && (top->n < top->k || s >= top->score[0]))
-				topk_push(top, s, i0 + j + q);
+				topk_push(top, s, order[j + q]);
 		}
 		j += n;
 	}
@@ -859,21 +860,33 @@ select_tile_row(const float *row, int32 t, int32 i0, TopK *top)
  * recommend_all for ALS: blocks of BATCH_USERS users; two worker threads take
  * the next block in turn and score it against tiles of BATCH_ITEMS items with
  * a single-threaded sgemm (the tile, 256 KB, stays in L2 for the selection),
- * one heap per user carrying over the tiles. Finished blocks wait in
- * BATCH_SLOTS slots; the backend thread emits them in user order while the
- * workers go on. Workers run plain C on memory allocated beforehand and
- * never touch PostgreSQL; the backend waits with a timeout and checks for
- * interrupts, and stops and joins them on the way out, error or not.
+ * one heap per user carrying over the tiles.
+ *
+ * The items are visited by descending norm. No item after position i scores
+ * above ‖x‖ ‖y_i‖ (Cauchy-Schwarz), so a user whose k-th best score exceeds
+ * that bound is finished, exactly, and leaves the block; the tiles after are
+ * scored for the users left. Heaps hold item indexes, so ties break as in
+ * recommend.
+ *
+ * Finished blocks wait in BATCH_SLOTS slots; the backend thread emits them in
+ * user order while the workers go on. Workers run plain C on memory allocated
+ * beforehand and never touch PostgreSQL; the backend waits with a timeout and
+ * checks for interrupts, and stops and joins them on the way out, error or not.
  */
 #define BATCH_THREADS	2
 #define BATCH_USERS		256
 #define BATCH_ITEMS		256
 #define BATCH_SLOTS		4
+/* float rounding of a score and of the bound (64 products: ~4e-6 relative) */
+#define BATCH_BOUND_SLACK	1.0001f
 
 typedef struct BatchRun
 {
 	const float *X;
-	const float *Y;
+	const float *Y;				/* item factors by descending norm */
+	const int32 *order;			/* position -> item */
+	const int32 *position;		/* item -> position */
+	const float *norms;			/* by position, 0 after the last */
 	const int64 *indptr;
 	const int32 *indices;
 	int			f;
@@ -894,8 +907,22 @@ typedef struct BatchWorker
 {
 	BatchRun   *run;
 	float	   *scores;			/* BATCH_USERS x BATCH_ITEMS */
-	int64	   *cursor;			/* next seen pair per user */
+	float	   *X;				/* factors of the users left */
+	float	   *xnorm;
+	int32	   *left;			/* block rows of the users left */
+	int32	   *seen;			/* positions of the block's seen items, by user, ascending */
+	int64	   *seen_start;
+	int64	   *cursor;			/* next seen position per user */
+	int64		scored;			/* user-item scores computed */
 } BatchWorker;
+
+/* sort_int32(): seen positions, sorted by worker threads (plain C, no PostgreSQL calls) */
+#define ST_SORT sort_int32
+#define ST_ELEMENT_TYPE int32
+#define ST_COMPARE(a, b) ((*(a) > *(b)) - (*(a) < *(b)))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 static void
 batch_block_run(BatchWorker *w, int32 block)
@@ -904,39 +931,64 @@ batch_block_run(BatchWorker *w, int32 block)
 	TopK	   *heaps = run->heaps[block % BATCH_SLOTS];
 	int32		u0 = block * BATCH_USERS;
 	int32		b = Min(BATCH_USERS, run->nusers - u0);
+	int32		nleft = b;
+	int64		nseen = 0;
 	int			f = run->f;
 
 	for (int32 r = 0; r < b; r++)
 	{
+		const float *x = run->X + (Size) (u0 + r) * f;
+
 		heaps[r].n = 0;
-		w->cursor[r] = run->indptr[u0 + r];
+		w->left[r] = r;
+		w->xnorm[r] = sqrtf(vec_dot(f, x, x));
+		w->seen_start[r] = w->cursor[r] = nseen;
+		for (int64 j = run->indptr[u0 + r]; j < run->indptr[u0 + r + 1]; j++)
+			w->seen[nseen++] = run->position[run->indices[j]];
+		sort_int32(w->seen + w->seen_start[r], nseen - w->seen_start[r]);
 	}
-	for (int32 i0 = 0; i0 < run->nitems; i0 += BATCH_ITEMS)
+	w->seen_start[b] = nseen;
+	memcpy(w->X, run->X + (Size) u0 * f, sizeof(float) * b * f);
+	for (int32 i0 = 0; i0 < run->nitems && nleft > 0; i0 += BATCH_ITEMS)
 	{
 		int32		t = Min(BATCH_ITEMS, run->nitems - i0);
+		float		next_norm = run->norms[i0 + t] * BATCH_BOUND_SLACK;
+		int32		kept = 0;
+
 
 		/*
 		 * The tile starts at 0, seen items at -Inf, and sgemm adds the scores
 		 * (beta 1): 0 + s is s exactly, -Inf + s is -Inf, and OpenBLAS's pass
 		 * that zeroes C for beta 0 is slower than memset.
 		 */
-		memset(w->scores, 0, sizeof(float) * b * t);
-		for (int32 r = 0; r < b; r++)
+		memset(w->scores, 0, sizeof(float) * nleft * t);
+		for (int32 a = 0; a < nleft; a++)
 		{
-			float	   *row = w->scores + (Size) r * t;
-			int64		end = run->indptr[u0 + r + 1];
+			int32		r = w->left[a];
+			float	   *row = w->scores + (Size) a * t;
 
-			/* the user's items are ascending: those in this tile */
-			while (w->cursor[r] < end && run->indices[w->cursor[r]] < i0 + t)
-			{
-				row[run->indices[w->cursor[r]] - i0] = -INFINITY;
-				w->cursor[r]++;
-			}
+			while (w->cursor[r] < w->seen_start[r + 1] && w->seen[w->cursor[r]] < i0 + t)
+				row[w->seen[w->cursor[r]++] - i0] = -INFINITY;
 		}
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, t, f, 1.0f,
-					run->X + (Size) u0 * f, f, run->Y + (Size) i0 * f, f, 1.0f, w->scores, t);
-		for (int32 r = 0; r < b; r++)
-			select_tile_row(w->scores + (Size) r * t, t, i0, &heaps[r]);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nleft, t, f, 1.0f,
+					w->X, f, run->Y + (Size) i0 * f, f, 1.0f, w->scores, t);
+		w->scored += (int64) nleft * t;
+		for (int32 a = 0; a < nleft; a++)
+		{
+			int32		r = w->left[a];
+			TopK	   *top = &heaps[r];
+
+			select_tile_row(w->scores + (Size) a * t, t, run->order + i0, top);
+			if (top->n == top->k && top->score[0] > w->xnorm[r] * next_norm)
+				continue;		/* finished: no later item can enter */
+			if (kept != a)
+			{
+				memmove(w->X + (Size) kept * f, w->X + (Size) a * f, sizeof(float) * f);
+				w->left[kept] = r;
+			}
+			kept++;
+		}
+		nleft = kept;
 	}
 	for (int32 r = 0; r < b; r++)
 		topk_sort(&heaps[r]);
@@ -1024,6 +1076,54 @@ batch_stop(BatchRun *run, pthread_t *tid, int started)
 		pthread_join(tid[t], NULL);
 }
 
+/* descending norm, then ascending item */
+static int
+cmp_norm_desc(const void *a, const void *b, void *arg)
+{
+	const float *norms = (const float *) arg;
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+
+	if (norms[x] != norms[y])
+		return norms[x] < norms[y] ? 1 : -1;
+	return (x > y) - (x < y);
+}
+
+/*
+ * The items of run by descending norm: their order, positions, norms and a
+ * copy of their factors in that order.
+ */
+static void
+batch_order_items(BatchRun *run, const float *Y)
+{
+	int			f = run->f;
+	int32		n = run->nitems;
+	float	   *norm = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(n, 1));
+	float	   *sorted_norms = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * ((Size) n + 1));
+	int32	   *order = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * Max(n, 1));
+	int32	   *position = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * Max(n, 1));
+	float	   *sorted = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max((Size) n * f, 1));
+
+	for (int32 i = 0; i < n; i++)
+	{
+		norm[i] = sqrtf(vec_dot(f, Y + (Size) i * f, Y + (Size) i * f));
+		order[i] = i;
+	}
+	qsort_arg(order, n, sizeof(int32), cmp_norm_desc, norm);
+	for (int32 p = 0; p < n; p++)
+	{
+		position[order[p]] = p;
+		sorted_norms[p] = norm[order[p]];
+		memcpy(sorted + (Size) p * f, Y + (Size) order[p] * f, sizeof(float) * f);
+	}
+	sorted_norms[n] = 0;
+	pfree(norm);
+	run->Y = sorted;
+	run->order = order;
+	run->position = position;
+	run->norms = sorted_norms;
+}
+
 /* recommend_all for factor models: the pipeline above, rows in user order. */
 static void
 recommend_all_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
@@ -1034,17 +1134,21 @@ recommend_all_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
 	pthread_t	tid[BATCH_THREADS];
 	volatile int started = 0;
 	int			blas_threads = openblas_get_num_threads();
+	int64		block_seen = 0,
+				scored = 0;
 	sigset_t	all,
 				sigs;
 
 	run->X = lm->user_factors;
-	run->Y = lm->item_factors;
 	run->indptr = lm->indptr;
 	run->indices = lm->seen_items;
 	run->f = m->factors;
 	run->nusers = m->nusers;
 	run->nitems = m->nitems;
 	run->nblocks = (m->nusers + BATCH_USERS - 1) / BATCH_USERS;
+	batch_order_items(run, lm->item_factors);
+	for (int32 e = 0; e < run->nblocks; e++)
+		block_seen = Max(block_seen, lm->indptr[Min((e + 1) * BATCH_USERS, m->nusers)] - lm->indptr[e * BATCH_USERS]);
 	for (int s = 0; s < BATCH_SLOTS; s++)
 	{
 		run->heaps[s] = palloc(sizeof(TopK) * BATCH_USERS);
@@ -1054,9 +1158,17 @@ recommend_all_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
 	/* workers[BATCH_THREADS] is the backend's, when no thread starts */
 	for (int t = 0; t <= BATCH_THREADS; t++)
 	{
-		workers[t].run = run;
-		workers[t].scores = palloc(sizeof(float) * BATCH_USERS * BATCH_ITEMS);
-		workers[t].cursor = palloc(sizeof(int64) * BATCH_USERS);
+		BatchWorker *w = &workers[t];
+
+		w->run = run;
+		w->scores = palloc(sizeof(float) * BATCH_USERS * BATCH_ITEMS);
+		w->X = palloc(sizeof(float) * BATCH_USERS * m->factors);
+		w->xnorm = palloc(sizeof(float) * BATCH_USERS);
+		w->left = palloc(sizeof(int32) * BATCH_USERS);
+		w->seen = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * Max(block_seen, 1));
+		w->seen_start = palloc(sizeof(int64) * (BATCH_USERS + 1));
+		w->cursor = palloc(sizeof(int64) * BATCH_USERS);
+		w->scored = 0;
 	}
 	pthread_mutex_init(&run->lock, NULL);
 	pthread_cond_init(&run->changed, NULL);
@@ -1092,6 +1204,12 @@ recommend_all_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
 		openblas_set_num_threads(blas_threads);
 	}
 	PG_END_TRY();
+	for (int t = 0; t <= BATCH_THREADS; t++)
+		scored += workers[t].scored;
+	ereport(DEBUG1,
+			(errmsg("recommend_all scored " INT64_FORMAT " of " INT64_FORMAT " user-item pairs (%.1f%%)",
+					scored, (int64) m->nusers * m->nitems,
+					100.0 * scored / Max((double) m->nusers * m->nitems, 1))));
 }
 
 static const float *popularity_order_scores;

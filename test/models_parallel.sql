@@ -3,7 +3,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(12);
+SELECT plan(15);
 
 CREATE TABLE big AS
 SELECT (g % 5000)::bigint AS user_id, ((g::bigint * 7919) % 3000) AS item_id, ((g % 3) + 1)::real AS weight
@@ -67,6 +67,21 @@ CREATE TEMP TABLE ra AS SELECT * FROM recommend_all('wide', 5);
 SELECT is((SELECT count(*) FILTER (WHERE r.item_id = a.item_id AND abs(r.score - a.score) < 1e-5)
            FROM ra a JOIN LATERAL recommend('wide', a.user_id, 5) r ON r.rank = a.rank),
           700 * 5::bigint, 'recommend_all equals recommend for all 700 users (blocks of 256 users on two threads)');
+
+-- recommend_all visits items by descending norm and stops a user once no later item
+-- can beat its k-th score: on power-law popularity (most users stop early) it still
+-- equals recommend for every user, including one who has seen all but three items
+CREATE TABLE skewed AS SELECT (g % 900)::bigint AS user_id, floor(3000 * power(((g::bigint * 7919) % 10007) / 10007.0, 3))::bigint AS item_id,
+       1::real AS weight FROM generate_series(1, 40000) g
+UNION ALL SELECT 5000, i, 1 FROM generate_series(3, 2999) i;
+SELECT is(train('skewed', 'als', 'skewed', '{"factors": 16, "iterations": 3}'), 1, 'train a model on power-law popularity');
+CREATE TEMP TABLE ras AS SELECT * FROM recommend_all('skewed', 10);
+CREATE TEMP TABLE rec AS SELECT u.user_id, r.* FROM (SELECT DISTINCT user_id FROM skewed) u, LATERAL recommend('skewed', u.user_id, 10) r;
+SELECT is((SELECT count(*) FROM ras a JOIN rec r USING (user_id, rank)
+           WHERE r.item_id = a.item_id AND abs(r.score - a.score) <= 1e-5 * greatest(1e-3, abs(r.score))),
+          (SELECT count(*) FROM rec), 'recommend_all with the norm bound equals recommend for every user');
+SELECT results_eq($$SELECT count(*), count(*) FILTER (WHERE user_id = 5000) FROM ras$$,
+                  $$SELECT count(*), 3::bigint FROM rec$$, 'as many rows, and 3 for the user who has seen all other items');
 
 -- recommend reads bfloat16 factors, then re-ranks exactly: the same top k as scoring
 -- every item in float4 (personalize.exact_scoring), for every user; float4 sums in
