@@ -335,8 +335,9 @@ typedef struct LoadedModel
 	/* derived: ALS item norms ‖y_i‖ and YᵀY (f x f), fold-in parameters */
 	const float *item_norms;
 	const float *gram;
-	const uint16 *item_factors_bf16;	/* ALS: item factors rounded to bfloat16 */
-	const float *item_bf16_error;	/* ‖y_i - bf16(y_i)‖, rounded up */
+	const int32 *norm_order;	/* position -> item, by descending ‖y_i‖ */
+	const uint16 *item_factors_bf16;	/* item factors rounded to bfloat16, in norm_order */
+	const float *item_bf16_error;	/* ‖y_i - bf16(y_i)‖ rounded up, in norm_order */
 	float		regularization;
 	float		alpha;
 	/* the source it was trained from (personalize.models.source), read once */
@@ -352,6 +353,7 @@ typedef struct LoadedModel
 } LoadedModel;
 
 extern LoadedModel *model_cache_get(text *name);
+extern int	cmp_norm_desc(const void *a, const void *b, void *arg);	/* arg: norms by item */
 extern const char *loaded_source(LoadedModel *lm);
 extern LoadedModel *recommender_get(text *name);	/* 0A000 for classifiers (serving.c) */
 extern int32 loaded_user(const LoadedModel *lm, int64 user_id);	/* -1: unknown, or no users */

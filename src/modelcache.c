@@ -98,8 +98,9 @@ typedef struct ModelBlock
 	uint64		image_offset;
 	uint64		norms_offset;	/* 0: none */
 	uint64		gram_offset;
-	uint64		bf16_offset;	/* ALS item factors rounded to bfloat16 */
-	uint64		bf16_error_offset;	/* per item: ‖y_i - bf16(y_i)‖, rounded up */
+	uint64		order_offset;	/* items by descending norm (int32) */
+	uint64		bf16_offset;	/* item factors rounded to bfloat16, in that order */
+	uint64		bf16_error_offset;	/* in that order: ‖y_i - bf16(y_i)‖, rounded up */
 	uint64		total_bytes;
 	float		regularization;
 	float		alpha;
@@ -280,6 +281,8 @@ block_layout(const ModelHeader *h, ModelBlock *b)
 		off = TYPEALIGN(64, off + sizeof(float) * (uint64) h->nitems);
 		b->gram_offset = off;
 		off = TYPEALIGN(64, off + sizeof(float) * h->factors * h->factors);
+		b->order_offset = off;
+		off = TYPEALIGN(64, off + sizeof(int32) * (uint64) h->nitems);
 		b->bf16_offset = off;
 		off = TYPEALIGN(64, off + sizeof(uint16) * (uint64) h->nitems * h->factors);
 		b->bf16_error_offset = off;
@@ -287,6 +290,19 @@ block_layout(const ModelHeader *h, ModelBlock *b)
 	}
 	b->total_bytes = off;
 	return off;
+}
+
+/* qsort_arg comparator of item indexes: descending norm, then ascending index */
+int
+cmp_norm_desc(const void *a, const void *b, void *arg)
+{
+	const float *norms = (const float *) arg;
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+
+	if (norms[x] != norms[y])
+		return norms[x] < norms[y] ? 1 : -1;
+	return (x > y) - (x < y);
 }
 
 /* Validate the image in a block and compute the derived data. */
@@ -305,23 +321,29 @@ block_prepare(ModelBlock *b)
 		Jsonb	   *opts = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 															  CStringGetDatum(model_section(m, SECTION_OPTIONS))));
 
+		int32	   *order = (int32 *) ((char *) b + b->order_offset);
 		uint16	   *half = (uint16 *) ((char *) b + b->bf16_offset);
 		float	   *error = (float *) ((char *) b + b->bf16_error_offset);
 
 		for (int32 i = 0; i < m->nitems; i++)
 		{
+			norms[i] = sqrtf(vec_dot(f, Y + (Size) i * f, Y + (Size) i * f));
+			order[i] = i;
+		}
+		qsort_arg(order, m->nitems, sizeof(int32), cmp_norm_desc, norms);
+		for (int32 p = 0; p < m->nitems; p++)
+		{
+			const float *y = Y + (Size) order[p] * f;
 			double		e = 0;
 
-			norms[i] = sqrtf(vec_dot(f, Y + (Size) i * f, Y + (Size) i * f));
 			for (int a = 0; a < f; a++)
 			{
-				float		y = Y[(Size) i * f + a];
-				uint16		h = float_to_bf16(y);
+				uint16		h = float_to_bf16(y[a]);
 
-				half[(Size) i * f + a] = h;
-				e += ((double) y - bf16_to_float(h)) * ((double) y - bf16_to_float(h));
+				half[(Size) p * f + a] = h;
+				e += ((double) y[a] - bf16_to_float(h)) * ((double) y[a] - bf16_to_float(h));
 			}
-			error[i] = (float) (sqrt(e) * (1 + 1e-6)) + FLT_MIN;
+			error[p] = (float) (sqrt(e) * (1 + 1e-6)) + FLT_MIN;
 		}
 		cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, m->nitems, 1.0f, Y, f, 0.0f, gram, f);
 		for (int a = 0; a < f; a++)
@@ -355,6 +377,7 @@ loaded_from_block(LoadedModel *lm, const ModelBlock *b)
 	lm->nbr_sim = model_section(m, SECTION_NEIGHBOR_SIMILARITY);
 	lm->item_norms = b->norms_offset ? (const float *) ((const char *) b + b->norms_offset) : NULL;
 	lm->gram = b->gram_offset ? (const float *) ((const char *) b + b->gram_offset) : NULL;
+	lm->norm_order = b->order_offset ? (const int32 *) ((const char *) b + b->order_offset) : NULL;
 	lm->item_factors_bf16 = b->bf16_offset ? (const uint16 *) ((const char *) b + b->bf16_offset) : NULL;
 	lm->item_bf16_error = b->bf16_error_offset ? (const float *) ((const char *) b + b->bf16_error_offset) : NULL;
 	lm->regularization = b->regularization;

@@ -90,26 +90,26 @@ array_elements(ArrayType *arr, Oid type, Datum **values, const char *name)
 /* ---------- scoring ---------- */
 
 /*
- * personalize.exact_scoring: score every item in float4 with OpenBLAS (its
- * threads: the lowest latency for one client); off: a bfloat16 pass with an
- * exact re-rank, half the bytes per request (the most requests per second
- * when clients share the cores).
+ * personalize.exact_scoring: on, score every item in float4 with OpenBLAS;
+ * off (the default): a bfloat16 scan by descending item norm that stops at
+ * the Cauchy-Schwarz bound, then an exact re-rank of the candidates (the same
+ * top k, reading a fraction of the bytes).
  */
-static bool exact_scoring = true;
+static bool exact_scoring = false;
 
 void
 serving_init(void)
 {
 	DefineCustomBoolVariable("personalize.exact_scoring",
 							 "Score every item of an ALS model from its float4 factors.",
-							 "Off: a bfloat16 pass, then the candidates that can reach the top k are re-ranked exactly.",
-							 &exact_scoring, true, PGC_USERSET, 0, NULL, NULL, NULL);
+							 "Off: a bfloat16 scan by descending item norm that stops once no later item can enter the top k, then an exact re-rank of the candidates.",
+							 &exact_scoring, false, PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 static bool
 exact_scoring_off_ok(const LoadedModel *lm)
 {
-	return !exact_scoring && lm->item_factors_bf16 != NULL && lm->item_norms != NULL;
+	return !exact_scoring && lm->item_factors_bf16 != NULL && lm->norm_order != NULL;
 }
 
 /* scores = Y x for every item */
@@ -294,21 +294,29 @@ emit_topk(ReturnSetInfo *rsinfo, LoadedModel *lm, float *scores, const bool *mas
 
 /*
  * The k best items for factors x, exactly, reading mostly the bfloat16 copy
- * of the item factors: every approximate score a_i is within
- * δ_i = ‖x‖ (‖y_i - bf16(y_i)‖ + 1e-5 ‖y_i‖) of the exact one (Cauchy-Schwarz,
- * plus float rounding), so the exact top k lies among the items whose a_i + δ_i
- * reaches the k-th largest a_i - δ_i; only those are scored in float4.
+ * of the item factors, which is in descending order of ‖y_i‖: every
+ * approximate score a_i is within δ_i = ‖x‖ (‖y_i - bf16(y_i)‖ + 1e-5 ‖y_i‖)
+ * of the exact one (Cauchy-Schwarz, plus float rounding). The scan stops once
+ * the k-th largest a_i - δ_i exceeds ‖x‖ times the norm of the next item (no
+ * later item can score that much); the exact top k lies among the scanned
+ * items whose a_i + δ_i reaches it, and only those are scored in float4.
  */
+#define SCAN_CHUNK		512
+#define SCAN_BOUND_SLACK	1.0001f
+
 static void
 emit_topk_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, const float *x, float *scores, const bool *mask, int k,
 				  const char *reason)
 {
 	const ModelHeader *m = lm->m;
 	int			f = m->factors;
+	const int32 *order = lm->norm_order;
+	const float *norms = lm->item_norms;
 	float		xnorm = sqrtf(vec_dot(f, x, x));
 	TopK		low,
 				top;
 	float		threshold = -INFINITY;
+	int32		scanned = 0;
 
 	if (!exact_scoring_off_ok(lm))
 	{
@@ -316,22 +324,33 @@ emit_topk_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, const float *x, float 
 		emit_topk(rsinfo, lm, scores, mask, k, reason, false, 0);
 		return;
 	}
-	score_bf16(m->nitems, f, lm->item_factors_bf16, x, scores);
 	topk_init(&low, k);
-	for (int32 i = 0; i < m->nitems; i++)
+	while (scanned < m->nitems)
 	{
-		float		lower = scores[i] - xnorm * (lm->item_bf16_error[i] + 1e-5f * lm->item_norms[i]);
+		int32		end = Min(m->nitems, scanned + SCAN_CHUNK);
 
-		if ((low.n == k && lower <= low.score[0]) || (mask && mask[i]))
-			continue;
-		topk_push(&low, lower, i);
+		score_bf16(end - scanned, f, lm->item_factors_bf16 + (Size) scanned * f, x, scores + scanned);
+		for (int32 p = scanned; p < end; p++)
+		{
+			int32		i = order[p];
+			float		lower = scores[p] - xnorm * (lm->item_bf16_error[p] + 1e-5f * norms[i]);
+
+			if ((low.n == k && lower <= low.score[0]) || (mask && mask[i]))
+				continue;
+			topk_push(&low, lower, i);
+		}
+		scanned = end;
+		if (scanned < m->nitems && low.n == k &&
+			low.score[0] > xnorm * norms[order[scanned]] * SCAN_BOUND_SLACK)
+			break;
 	}
 	if (low.n == k)
 		threshold = low.score[0];
 	topk_init(&top, k);
-	for (int32 i = 0; i < m->nitems; i++)
+	for (int32 p = 0; p < scanned; p++)
 	{
-		float		upper = scores[i] + xnorm * (lm->item_bf16_error[i] + 1e-5f * lm->item_norms[i]);
+		int32		i = order[p];
+		float		upper = scores[p] + xnorm * (lm->item_bf16_error[p] + 1e-5f * norms[i]);
 
 		if (upper < threshold || (mask && mask[i]))
 			continue;
@@ -1076,28 +1095,16 @@ batch_stop(BatchRun *run, pthread_t *tid, int started)
 		pthread_join(tid[t], NULL);
 }
 
-/* descending norm, then ascending item */
-static int
-cmp_norm_desc(const void *a, const void *b, void *arg)
-{
-	const float *norms = (const float *) arg;
-	int32		x = *(const int32 *) a,
-				y = *(const int32 *) b;
-
-	if (norms[x] != norms[y])
-		return norms[x] < norms[y] ? 1 : -1;
-	return (x > y) - (x < y);
-}
-
 /*
- * The items of run by descending norm: their order, positions, norms and a
- * copy of their factors in that order.
+ * The items of run by descending norm (the model's order when it has one):
+ * their order, positions, norms and a copy of their factors in that order.
  */
 static void
-batch_order_items(BatchRun *run, const float *Y)
+batch_order_items(BatchRun *run, const LoadedModel *lm)
 {
 	int			f = run->f;
 	int32		n = run->nitems;
+	const float *Y = lm->item_factors;
 	float	   *norm = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(n, 1));
 	float	   *sorted_norms = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * ((Size) n + 1));
 	int32	   *order = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * Max(n, 1));
@@ -1106,10 +1113,11 @@ batch_order_items(BatchRun *run, const float *Y)
 
 	for (int32 i = 0; i < n; i++)
 	{
-		norm[i] = sqrtf(vec_dot(f, Y + (Size) i * f, Y + (Size) i * f));
-		order[i] = i;
+		norm[i] = lm->item_norms ? lm->item_norms[i] : sqrtf(vec_dot(f, Y + (Size) i * f, Y + (Size) i * f));
+		order[i] = lm->norm_order ? lm->norm_order[i] : i;
 	}
-	qsort_arg(order, n, sizeof(int32), cmp_norm_desc, norm);
+	if (!lm->norm_order)
+		qsort_arg(order, n, sizeof(int32), cmp_norm_desc, norm);
 	for (int32 p = 0; p < n; p++)
 	{
 		position[order[p]] = p;
@@ -1146,7 +1154,7 @@ recommend_all_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
 	run->nusers = m->nusers;
 	run->nitems = m->nitems;
 	run->nblocks = (m->nusers + BATCH_USERS - 1) / BATCH_USERS;
-	batch_order_items(run, lm->item_factors);
+	batch_order_items(run, lm);
 	for (int32 e = 0; e < run->nblocks; e++)
 		block_seen = Max(block_seen, lm->indptr[Min((e + 1) * BATCH_USERS, m->nusers)] - lm->indptr[e * BATCH_USERS]);
 	for (int s = 0; s < BATCH_SLOTS; s++)
