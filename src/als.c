@@ -13,10 +13,12 @@
  * per-row CG touches only that matrix and the row's own interactions.
  *
  * Threads: rows are split over `threads` POSIX threads (default 2) that run
- * plain C on memory allocated beforehand and call no PostgreSQL API; the
- * backend thread works too and, between chunks, watches InterruptPending. On
- * an interrupt it stops the others, joins them, and only then calls
- * CHECK_FOR_INTERRUPTS(). OpenBLAS is called only while no worker runs.
+ * plain C on memory allocated beforehand and call no PostgreSQL API, at the
+ * niceness personalize.training_nice above the backend's, so that serving
+ * queries on the same cores keep their latency. The backend thread waits and
+ * watches InterruptPending; on an interrupt it stops the workers, joins them,
+ * and only then calls CHECK_FOR_INTERRUPTS(). OpenBLAS is called only while
+ * no worker runs.
  * Every row's update depends only on the other side's factors, so results
  * do not depend on how rows are scheduled: a seed gives one model.
  */
@@ -26,6 +28,9 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/pg_prng.h"
 #include "fmgr.h"
@@ -35,6 +40,7 @@
 #include "progress.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 
 const char *const als_options[] = {ALS_OPTION_KEYS, "warm_start", NULL};
@@ -60,9 +66,24 @@ typedef struct AlsHalf
 	bool		shared_gram;	/* rows solve (gram) x = Σ c y: no per-row confidence term */
 	int			iteration;
 	int			scratch_floats; /* per thread */
+	int			nice;			/* workers' niceness above the backend's */
 	volatile int32 next;		/* next chunk start (atomic) */
 	volatile bool stop;
+	pthread_mutex_t lock;
+	pthread_cond_t finished;
+	int			running;		/* workers not finished (under lock) */
 } AlsHalf;
+
+static int	training_nice = 10;
+
+void
+als_init(void)
+{
+	DefineCustomIntVariable("personalize.training_nice",
+							"Niceness the ALS training threads add to the backend's.",
+							"Higher: serving queries on the same cores wait less for training; 0: training competes as an equal.",
+							&training_nice, 10, 0, 19, PGC_USERSET, 0, NULL, NULL, NULL);
+}
 
 /*
  * out = G v for the symmetric f x f gram matrix, as Σ_a v_a G_a (rows of G):
@@ -183,8 +204,17 @@ static void *
 als_worker_main(void *arg)
 {
 	AlsWorker  *w = (AlsWorker *) arg;
+	AlsHalf    *h = w->half;
 
-	als_run_chunks(w->half, w->scratch, false);
+	/* this thread only (Linux: a thread id names one thread); may fail, harmlessly */
+	if (h->nice > 0)
+		(void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid),
+						   Min(getpriority(PRIO_PROCESS, 0) + h->nice, 19));
+	als_run_chunks(h, w->scratch, false);
+	pthread_mutex_lock(&h->lock);
+	h->running--;
+	pthread_cond_signal(&h->finished);
+	pthread_mutex_unlock(&h->lock);
 	return NULL;
 }
 
@@ -201,10 +231,17 @@ als_gram(const float *other, int32 n, int f, float reg, float *gram)
 	}
 }
 
+/*
+ * Solve every row of h on nthreads workers while the backend thread waits;
+ * without workers (none could start), on the backend thread.
+ */
 static void
 als_half(AlsHalf *h, int nthreads, float *scratch)
 {
 	h->next = 0;
+	h->nice = training_nice;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->finished, NULL);
 	for (;;)
 	{
 		pthread_t	tid[16];
@@ -214,26 +251,55 @@ als_half(AlsHalf *h, int nthreads, float *scratch)
 					old;
 
 		h->stop = false;
+		h->running = 0;
 		/* workers must never run a PostgreSQL signal handler */
 		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old);
-		for (int t = 1; t < nthreads; t++)
+		for (int t = 0; t < nthreads; t++)
 		{
 			w[t].half = h;
 			w[t].scratch = scratch + (Size) t * h->scratch_floats;
-			if (pthread_create(&tid[t], NULL, als_worker_main, &w[t]) != 0)
+			pthread_mutex_lock(&h->lock);
+			h->running++;
+			pthread_mutex_unlock(&h->lock);
+			if (pthread_create(&tid[started], NULL, als_worker_main, &w[t]) != 0)
+			{
+				pthread_mutex_lock(&h->lock);
+				h->running--;
+				pthread_mutex_unlock(&h->lock);
 				break;
+			}
 			started++;
 		}
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		als_run_chunks(h, scratch, true);
-		for (int t = 1; t <= started; t++)
+		if (started == 0)
+			als_run_chunks(h, scratch, true);
+		pthread_mutex_lock(&h->lock);
+		while (h->running > 0)
+		{
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 10 * 1000 * 1000;
+			if (until.tv_nsec >= 1000 * 1000 * 1000)
+			{
+				until.tv_sec++;
+				until.tv_nsec -= 1000 * 1000 * 1000;
+			}
+			pthread_cond_timedwait(&h->finished, &h->lock, &until);
+			if (InterruptPending && INTERRUPTS_CAN_BE_PROCESSED())
+				h->stop = true;
+		}
+		pthread_mutex_unlock(&h->lock);
+		for (int t = 0; t < started; t++)
 			pthread_join(tid[t], NULL);
 		/* every claimed chunk is finished once the workers are joined */
 		if (h->next >= h->nrows)
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
+	pthread_cond_destroy(&h->finished);
+	pthread_mutex_destroy(&h->lock);
 }
 
 /* One half-iteration over caller-provided arrays (distributed.c solves a node's users with it). */

@@ -37,6 +37,7 @@ typedef struct AlsOptions
 	bool		calculate_loss;
 } AlsOptions;
 
+extern void als_init(void);	/* personalize.training_nice */
 extern const char *const als_options[];	/* ALS_OPTION_KEYS and warm_start */
 
 extern void als_read_options(Jsonb *opts, AlsOptions *o);

@@ -4,6 +4,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "als.h"
 #include "model.h"
 
 PG_MODULE_MAGIC;
@@ -16,4 +17,5 @@ _PG_init(void)
 	modelstore_init();
 	modelcache_init();
 	serving_init();
+	als_init();
 }

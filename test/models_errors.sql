@@ -2,7 +2,7 @@
 BEGIN;
 SET search_path = personalize, public;
 SET client_min_messages = warning;
-SELECT plan(36);
+SELECT plan(38);
 
 CREATE TABLE inter AS SELECT (g % 20)::bigint AS user_id, (g % 13)::bigint AS item_id, 1::real AS weight
 FROM generate_series(1, 200) g;
@@ -55,5 +55,15 @@ SELECT throws_ok($$SELECT ('\x' || repeat('00', 200))::model$$, 'XX001', NULL, '
 SELECT ok((SELECT 'personalize.models'::regclass = ANY (extconfig) FROM pg_extension WHERE extname = 'pg_personalize'),
           'personalize.models is dumped with the data (pg_extension_config_dump)');
 
+-- the training threads' niceness: 0 to 19, and a training at 0 gives the same model as at 19
+SELECT throws_ok($$SET LOCAL personalize.training_nice = 20$$, '22023', NULL, 'training_nice above 19 is refused');
+CREATE TEMP TABLE nice_rows AS SELECT (g % 50)::bigint AS user_id, ((g * 7) % 40)::bigint AS item_id, 1::real AS weight FROM generate_series(1, 900) g;
+SET LOCAL personalize.training_nice = 0;
+SELECT train('nice_0', 'als', 'nice_rows', '{"factors": 8, "iterations": 3}');
+SET LOCAL personalize.training_nice = 19;
+SELECT train('nice_19', 'als', 'nice_rows', '{"factors": 8, "iterations": 3}');
+SELECT results_eq($$SELECT id, embedding::text FROM item_embeddings('nice_0') ORDER BY id$$,
+                  $$SELECT id, embedding::text FROM item_embeddings('nice_19') ORDER BY id$$,
+                  'a training at niceness 19 gives the same factors as at 0');
 SELECT * FROM finish();
 ROLLBACK;
