@@ -336,6 +336,7 @@ typedef struct LoadedModel
 	const float *item_norms;
 	const float *gram;
 	const int32 *norm_order;	/* position -> item, by descending ‖y_i‖ */
+	int32		scan_limit;		/* serving scans by norm up to here, then every item; 0: never */
 	const uint16 *item_factors_bf16;	/* item factors rounded to bfloat16, in norm_order */
 	const float *item_bf16_error;	/* ‖y_i - bf16(y_i)‖ rounded up, in norm_order */
 	float		regularization;

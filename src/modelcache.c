@@ -102,6 +102,7 @@ typedef struct ModelBlock
 	uint64		bf16_offset;	/* item factors rounded to bfloat16, in that order */
 	uint64		bf16_error_offset;	/* in that order: ‖y_i - bf16(y_i)‖, rounded up */
 	uint64		total_bytes;
+	int32		scan_limit;		/* see block_scan_limit */
 	float		regularization;
 	float		alpha;
 } ModelBlock;
@@ -305,6 +306,61 @@ cmp_norm_desc(const void *a, const void *b, void *arg)
 	return (x > y) - (x < y);
 }
 
+/*
+ * How far serving should scan items by descending norm before scoring every
+ * item instead: for 32 users spread over the model, the position at which the
+ * Cauchy-Schwarz bound stops a top-10 scan; twice the 90th percentile, or 0
+ * (never scan by norm) when that passes a quarter of the items.
+ */
+#define SCAN_SAMPLE_USERS 32
+
+static int32
+block_scan_limit(const ModelHeader *m, const float *norms, const int32 *order)
+{
+	const float *X = model_section(m, SECTION_USER_FACTORS);
+	const float *Y = model_section(m, SECTION_ITEM_FACTORS);
+	int			f = m->factors;
+	int32		quarter = m->nitems / 4;
+	int32		stops[SCAN_SAMPLE_USERS];
+	int			n = Min(SCAN_SAMPLE_USERS, m->nusers);
+	TopK		top;
+	int64		limit;
+
+	if (X == NULL || n == 0 || m->nitems < 2048)
+		return 0;
+	topk_init(&top, 10);
+	for (int s = 0; s < n; s++)
+	{
+		const float *x = X + (Size) ((int64) s * m->nusers / n) * f;
+		float		xnorm = sqrtf(vec_dot(f, x, x));
+		int32		p = 0;
+
+		top.n = 0;
+		for (; p < quarter; p++)
+		{
+			float		score = vec_dot(f, x, Y + (Size) order[p] * f);
+
+			if ((p & 255) == 0 && top.n == top.k && top.score[0] > xnorm * norms[order[p]] * 1.0001f)
+				break;
+			if (top.n < top.k || score >= top.score[0])
+				topk_push(&top, score, order[p]);
+		}
+		stops[s] = p;
+	}
+	pfree(top.score);
+	pfree(top.index);
+	for (int s = 1; s < n; s++)	/* insertion sort of at most 32 */
+		for (int t = s; t > 0 && stops[t - 1] > stops[t]; t--)
+		{
+			int32		swap = stops[t];
+
+			stops[t] = stops[t - 1];
+			stops[t - 1] = swap;
+		}
+	limit = 2 * (int64) stops[(n * 9) / 10] + 512;
+	return limit <= quarter ? (int32) limit : 0;
+}
+
 /* Validate the image in a block and compute the derived data. */
 static void
 block_prepare(ModelBlock *b)
@@ -345,6 +401,9 @@ block_prepare(ModelBlock *b)
 			}
 			error[p] = (float) (sqrt(e) * (1 + 1e-6)) + FLT_MIN;
 		}
+		b->scan_limit = block_scan_limit(m, norms, order);
+		ereport(DEBUG1,
+				(errmsg("serving scans up to %d of %d items by norm (0: scores every item)", b->scan_limit, m->nitems)));
 		cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, f, m->nitems, 1.0f, Y, f, 0.0f, gram, f);
 		for (int a = 0; a < f; a++)
 			for (int c = 0; c < a; c++)
@@ -380,6 +439,7 @@ loaded_from_block(LoadedModel *lm, const ModelBlock *b)
 	lm->norm_order = b->order_offset ? (const int32 *) ((const char *) b + b->order_offset) : NULL;
 	lm->item_factors_bf16 = b->bf16_offset ? (const uint16 *) ((const char *) b + b->bf16_offset) : NULL;
 	lm->item_bf16_error = b->bf16_error_offset ? (const float *) ((const char *) b + b->bf16_error_offset) : NULL;
+	lm->scan_limit = b->scan_limit;
 	lm->regularization = b->regularization;
 	lm->alpha = b->alpha;
 }

@@ -90,20 +90,20 @@ array_elements(ArrayType *arr, Oid type, Datum **values, const char *name)
 /* ---------- scoring ---------- */
 
 /*
- * personalize.exact_scoring: on, score every item in float4 with OpenBLAS;
- * off (the default): a bfloat16 scan by descending item norm that stops at
- * the Cauchy-Schwarz bound, then an exact re-rank of the candidates (the same
- * top k, reading a fraction of the bytes).
+ * personalize.exact_scoring: on (the default), score in float4, by descending
+ * item norm until the Cauchy-Schwarz bound stops the scan, else every item
+ * with OpenBLAS; off: the same scan over a bfloat16 copy, then an exact
+ * re-rank of the candidates (the same top k, half the bytes per item).
  */
-static bool exact_scoring = false;
+static bool exact_scoring = true;
 
 void
 serving_init(void)
 {
 	DefineCustomBoolVariable("personalize.exact_scoring",
-							 "Score every item of an ALS model from its float4 factors.",
+							 "Score the items of an ALS model from their float4 factors.",
 							 "Off: a bfloat16 scan by descending item norm that stops once no later item can enter the top k, then an exact re-rank of the candidates.",
-							 &exact_scoring, false, PGC_USERSET, 0, NULL, NULL, NULL);
+							 &exact_scoring, true, PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 static bool
@@ -292,6 +292,55 @@ emit_topk(ReturnSetInfo *rsinfo, LoadedModel *lm, float *scores, const bool *mas
 	pfree(top.index);
 }
 
+#define SCAN_CHUNK		512
+#define SCAN_BOUND_SLACK	1.0001f
+
+/*
+ * The exact top k in float4, visiting items by descending norm until no later
+ * item can enter (‖x‖ ‖y‖ below the k-th score); false when that has not
+ * happened within the model's scan limit (estimated at load from a sample of
+ * its users; 0 for a model whose norms do not prune): the caller then scores
+ * every item with sgemv.
+ */
+static bool
+topk_by_norm(LoadedModel *lm, const float *x, float xnorm, const bool *mask, int k, TopK *top)
+{
+	const ModelHeader *m = lm->m;
+	int			f = m->factors;
+	const int32 *order = lm->norm_order;
+	int32		limit = lm->scan_limit;
+	int32		p = 0;
+
+	if (order == NULL || lm->item_norms == NULL || limit <= 0)
+		return false;
+	topk_init(top, k);
+	while (p < m->nitems)
+	{
+		int32		end = Min(m->nitems, p + SCAN_CHUNK);
+
+		for (; p < end; p++)
+		{
+			int32		i = order[p];
+			float		s;
+
+			if (mask && mask[i])
+				continue;
+			s = vec_dot(f, x, lm->item_factors + (Size) i * f);
+			if (top->n < k || s >= top->score[0])
+				topk_push(top, s, i);
+		}
+		if (p < m->nitems && top->n == k && top->score[0] > xnorm * lm->item_norms[order[p]] * SCAN_BOUND_SLACK)
+			break;
+		if (p < m->nitems && p >= limit)
+		{
+			pfree(top->score);
+			pfree(top->index);
+			return false;
+		}
+	}
+	return true;
+}
+
 /*
  * The k best items for factors x, exactly, reading mostly the bfloat16 copy
  * of the item factors, which is in descending order of ‖y_i‖: every
@@ -300,10 +349,8 @@ emit_topk(ReturnSetInfo *rsinfo, LoadedModel *lm, float *scores, const bool *mas
  * the k-th largest a_i - δ_i exceeds ‖x‖ times the norm of the next item (no
  * later item can score that much); the exact top k lies among the scanned
  * items whose a_i + δ_i reaches it, and only those are scored in float4.
+ * With personalize.exact_scoring on, topk_by_norm in float4 (or sgemv).
  */
-#define SCAN_CHUNK		512
-#define SCAN_BOUND_SLACK	1.0001f
-
 static void
 emit_topk_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, const float *x, float *scores, const bool *mask, int k,
 				  const char *reason)
@@ -320,8 +367,14 @@ emit_topk_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, const float *x, float 
 
 	if (!exact_scoring_off_ok(lm))
 	{
-		score_factors(lm, x, scores);
-		emit_topk(rsinfo, lm, scores, mask, k, reason, false, 0);
+		if (!topk_by_norm(lm, x, xnorm, mask, k, &top))
+		{
+			score_factors(lm, x, scores);
+			emit_topk(rsinfo, lm, scores, mask, k, reason, false, 0);
+			return;
+		}
+		topk_sort(&top);
+		emit_heap(rsinfo, lm, &top, reason, false, 0);
 		return;
 	}
 	topk_init(&low, k);
