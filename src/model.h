@@ -336,6 +336,8 @@ typedef struct LoadedModel
 	const float *item_norms;
 	const float *gram;
 	const int32 *norm_order;	/* position -> item, by descending ‖y_i‖ */
+	const int32 *norm_position; /* item -> position */
+	const float *item_factors_by_norm;	/* item factors in norm_order */
 	int32		scan_limit;		/* serving scans by norm up to here, then every item; 0: never */
 	const uint16 *item_factors_bf16;	/* item factors rounded to bfloat16, in norm_order */
 	const float *item_bf16_error;	/* ‖y_i - bf16(y_i)‖ rounded up, in norm_order */

@@ -3,7 +3,8 @@
  *
  * Shared mode (the library is in shared_preload_libraries): one copy of each
  * loaded version per server, in a dynamic shared memory segment holding the
- * image followed by its derived data (ALS item norms and YᵀY), listed in a
+ * image followed by its derived data (ALS item norms, YᵀY, the items by
+ * descending norm with float4 and bfloat16 copies of their factors), listed in a
  * small directory in the main shared memory (one LWLock). A backend maps the
  * segment of each version it serves and keeps it mapped while that version
  * is active, so its private memory holds no model.
@@ -99,6 +100,8 @@ typedef struct ModelBlock
 	uint64		norms_offset;	/* 0: none */
 	uint64		gram_offset;
 	uint64		order_offset;	/* items by descending norm (int32) */
+	uint64		position_offset;	/* item -> its place in that order (int32) */
+	uint64		sorted_offset;	/* item factors in that order (float4) */
 	uint64		bf16_offset;	/* item factors rounded to bfloat16, in that order */
 	uint64		bf16_error_offset;	/* in that order: ‖y_i - bf16(y_i)‖, rounded up */
 	uint64		total_bytes;
@@ -284,6 +287,10 @@ block_layout(const ModelHeader *h, ModelBlock *b)
 		off = TYPEALIGN(64, off + sizeof(float) * h->factors * h->factors);
 		b->order_offset = off;
 		off = TYPEALIGN(64, off + sizeof(int32) * (uint64) h->nitems);
+		b->position_offset = off;
+		off = TYPEALIGN(64, off + sizeof(int32) * (uint64) h->nitems);
+		b->sorted_offset = off;
+		off = TYPEALIGN(64, off + sizeof(float) * (uint64) h->nitems * h->factors);
 		b->bf16_offset = off;
 		off = TYPEALIGN(64, off + sizeof(uint16) * (uint64) h->nitems * h->factors);
 		b->bf16_error_offset = off;
@@ -378,6 +385,8 @@ block_prepare(ModelBlock *b)
 															  CStringGetDatum(model_section(m, SECTION_OPTIONS))));
 
 		int32	   *order = (int32 *) ((char *) b + b->order_offset);
+		int32	   *position = (int32 *) ((char *) b + b->position_offset);
+		float	   *sorted = (float *) ((char *) b + b->sorted_offset);
 		uint16	   *half = (uint16 *) ((char *) b + b->bf16_offset);
 		float	   *error = (float *) ((char *) b + b->bf16_error_offset);
 
@@ -392,6 +401,8 @@ block_prepare(ModelBlock *b)
 			const float *y = Y + (Size) order[p] * f;
 			double		e = 0;
 
+			position[order[p]] = p;
+			memcpy(sorted + (Size) p * f, y, sizeof(float) * f);
 			for (int a = 0; a < f; a++)
 			{
 				uint16		h = float_to_bf16(y[a]);
@@ -437,6 +448,8 @@ loaded_from_block(LoadedModel *lm, const ModelBlock *b)
 	lm->item_norms = b->norms_offset ? (const float *) ((const char *) b + b->norms_offset) : NULL;
 	lm->gram = b->gram_offset ? (const float *) ((const char *) b + b->gram_offset) : NULL;
 	lm->norm_order = b->order_offset ? (const int32 *) ((const char *) b + b->order_offset) : NULL;
+	lm->norm_position = b->position_offset ? (const int32 *) ((const char *) b + b->position_offset) : NULL;
+	lm->item_factors_by_norm = b->sorted_offset ? (const float *) ((const char *) b + b->sorted_offset) : NULL;
 	lm->item_factors_bf16 = b->bf16_offset ? (const uint16 *) ((const char *) b + b->bf16_offset) : NULL;
 	lm->item_bf16_error = b->bf16_error_offset ? (const float *) ((const char *) b + b->bf16_error_offset) : NULL;
 	lm->scan_limit = b->scan_limit;

@@ -311,7 +311,7 @@ topk_by_norm(LoadedModel *lm, const float *x, float xnorm, const bool *mask, int
 	int32		limit = lm->scan_limit;
 	int32		p = 0;
 
-	if (order == NULL || lm->item_norms == NULL || limit <= 0)
+	if (order == NULL || lm->item_factors_by_norm == NULL || limit <= 0)
 		return false;
 	topk_init(top, k);
 	while (p < m->nitems)
@@ -325,7 +325,7 @@ topk_by_norm(LoadedModel *lm, const float *x, float xnorm, const bool *mask, int
 
 			if (mask && mask[i])
 				continue;
-			s = vec_dot(f, x, lm->item_factors + (Size) i * f);
+			s = vec_dot(f, x, lm->item_factors_by_norm + (Size) p * f);
 			if (top->n < k || s >= top->score[0])
 				topk_push(top, s, i);
 		}
@@ -958,7 +958,7 @@ typedef struct BatchRun
 	const float *Y;				/* item factors by descending norm */
 	const int32 *order;			/* position -> item */
 	const int32 *position;		/* item -> position */
-	const float *norms;			/* by position, 0 after the last */
+	const float *norms;			/* by item */
 	const int64 *indptr;
 	const int32 *indices;
 	int			f;
@@ -1024,7 +1024,7 @@ batch_block_run(BatchWorker *w, int32 block)
 	for (int32 i0 = 0; i0 < run->nitems && nleft > 0; i0 += BATCH_ITEMS)
 	{
 		int32		t = Min(BATCH_ITEMS, run->nitems - i0);
-		float		next_norm = run->norms[i0 + t] * BATCH_BOUND_SLACK;
+		float		next_norm = i0 + t < run->nitems ? run->norms[run->order[i0 + t]] * BATCH_BOUND_SLACK : 0;
 		int32		kept = 0;
 
 
@@ -1148,43 +1148,6 @@ batch_stop(BatchRun *run, pthread_t *tid, int started)
 		pthread_join(tid[t], NULL);
 }
 
-/*
- * The items of run by descending norm (the model's order when it has one):
- * their order, positions, norms and a copy of their factors in that order.
- */
-static void
-batch_order_items(BatchRun *run, const LoadedModel *lm)
-{
-	int			f = run->f;
-	int32		n = run->nitems;
-	const float *Y = lm->item_factors;
-	float	   *norm = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(n, 1));
-	float	   *sorted_norms = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * ((Size) n + 1));
-	int32	   *order = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * Max(n, 1));
-	int32	   *position = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * Max(n, 1));
-	float	   *sorted = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max((Size) n * f, 1));
-
-	for (int32 i = 0; i < n; i++)
-	{
-		norm[i] = lm->item_norms ? lm->item_norms[i] : sqrtf(vec_dot(f, Y + (Size) i * f, Y + (Size) i * f));
-		order[i] = lm->norm_order ? lm->norm_order[i] : i;
-	}
-	if (!lm->norm_order)
-		qsort_arg(order, n, sizeof(int32), cmp_norm_desc, norm);
-	for (int32 p = 0; p < n; p++)
-	{
-		position[order[p]] = p;
-		sorted_norms[p] = norm[order[p]];
-		memcpy(sorted + (Size) p * f, Y + (Size) order[p] * f, sizeof(float) * f);
-	}
-	sorted_norms[n] = 0;
-	pfree(norm);
-	run->Y = sorted;
-	run->order = order;
-	run->position = position;
-	run->norms = sorted_norms;
-}
-
 /* recommend_all for factor models: the pipeline above, rows in user order. */
 static void
 recommend_all_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
@@ -1207,7 +1170,10 @@ recommend_all_factors(ReturnSetInfo *rsinfo, LoadedModel *lm, int32 k)
 	run->nusers = m->nusers;
 	run->nitems = m->nitems;
 	run->nblocks = (m->nusers + BATCH_USERS - 1) / BATCH_USERS;
-	batch_order_items(run, lm);
+	run->Y = lm->item_factors_by_norm;
+	run->order = lm->norm_order;
+	run->position = lm->norm_position;
+	run->norms = lm->item_norms;
 	for (int32 e = 0; e < run->nblocks; e++)
 		block_seen = Max(block_seen, lm->indptr[Min((e + 1) * BATCH_USERS, m->nusers)] - lm->indptr[e * BATCH_USERS]);
 	for (int s = 0; s < BATCH_SLOTS; s++)
