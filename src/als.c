@@ -277,16 +277,7 @@ als_half(AlsHalf *h, int nthreads, float *scratch)
 		pthread_mutex_lock(&h->lock);
 		while (h->running > 0)
 		{
-			struct timespec until;
-
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += 10 * 1000 * 1000;
-			if (until.tv_nsec >= 1000 * 1000 * 1000)
-			{
-				until.tv_sec++;
-				until.tv_nsec -= 1000 * 1000 * 1000;
-			}
-			pthread_cond_timedwait(&h->finished, &h->lock, &until);
+			cond_wait_ms(&h->finished, &h->lock, 10);
 			if (InterruptPending && INTERRUPTS_CAN_BE_PROCESSED())
 				h->stop = true;
 		}

@@ -13,6 +13,9 @@
 
 #include "postgres.h"
 
+#include <pthread.h>
+#include <time.h>
+
 #include "fmgr.h"
 #include "utils/jsonb.h"
 
@@ -426,6 +429,19 @@ bf16_to_float(uint16 h)
 
 	memcpy(&v, &b, sizeof(v));
 	return v;
+}
+
+/* pthread_cond_timedwait for at most ms milliseconds (the backend's wait on worker threads) */
+static inline void
+cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, int ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long) ms * 1000 * 1000;
+	until.tv_sec += until.tv_nsec / (1000 * 1000 * 1000);
+	until.tv_nsec %= 1000 * 1000 * 1000;
+	pthread_cond_timedwait(cond, mutex, &until);
 }
 
 /* Partial selection: the k best (score, index) pairs, best first. */

@@ -1105,16 +1105,7 @@ batch_wait(BatchRun *run, BatchWorker *self, int32 e, int started)
 	pthread_mutex_lock(&run->lock);
 	while (!run->done[e % BATCH_SLOTS])
 	{
-		struct timespec until;
-
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 10 * 1000 * 1000;
-		if (until.tv_nsec >= 1000 * 1000 * 1000)
-		{
-			until.tv_sec++;
-			until.tv_nsec -= 1000 * 1000 * 1000;
-		}
-		pthread_cond_timedwait(&run->changed, &run->lock, &until);
+		cond_wait_ms(&run->changed, &run->lock, 10);
 		if (!run->done[e % BATCH_SLOTS])
 		{
 			/* never leave through an error holding the lock */

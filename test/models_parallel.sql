@@ -68,6 +68,27 @@ SELECT is((SELECT count(*) FILTER (WHERE r.item_id = a.item_id AND abs(r.score -
            FROM ra a JOIN LATERAL recommend('wide', a.user_id, 5) r ON r.rank = a.rank),
           700 * 5::bigint, 'recommend_all equals recommend for all 700 users (blocks of 256 users on two threads)');
 
+-- Rows of want (user_id, item_id, score, rank) that got matches: the same score at the
+-- same rank (to 1e-5 relative, absolute below lo) and the same item or, for a float tie,
+-- an item that got lists with that score, or got's k-th score (a tie across rank k)
+CREATE FUNCTION pg_temp.top_k_agree(got regclass, want regclass, k int, lo float8) RETURNS bigint
+LANGUAGE plpgsql AS $f$
+DECLARE
+  n bigint;
+BEGIN
+  EXECUTE format($q$
+    SELECT count(*) FROM %1$s a JOIN %2$s r USING (user_id, rank)
+    WHERE abs(r.score - a.score) <= 1e-5 * greatest(%4$s, abs(r.score))
+      AND (r.item_id = a.item_id
+           OR EXISTS (SELECT FROM %1$s b WHERE b.user_id = a.user_id AND b.item_id = r.item_id
+                      AND abs(b.score - r.score) <= 1e-5 * greatest(%4$s, abs(r.score)))
+           OR EXISTS (SELECT FROM %1$s b WHERE b.user_id = a.user_id AND b.rank = %3$s
+                      AND abs(b.score - r.score) <= 1e-5 * greatest(%4$s, abs(r.score))))$q$,
+    got, want, k, lo) INTO n;
+  RETURN n;
+END
+$f$;
+
 -- recommend_all visits items by descending norm and stops a user once no later item
 -- can beat its k-th score: on power-law popularity (most users stop early) it still
 -- equals recommend for every user, including one who has seen all but three items
@@ -81,13 +102,7 @@ CREATE TEMP TABLE rec AS SELECT u.user_id, r.* FROM (SELECT DISTINCT user_id FRO
 -- (items bought by the same users get nearly equal factors: float ties may swap; scores
 -- agree to 1e-5, or 1e-6 below 0.1, where the user who has seen almost everything has
 -- sums that cancel)
-SELECT is((SELECT count(*) FROM ras a JOIN rec r USING (user_id, rank)
-           WHERE abs(r.score - a.score) <= 1e-5 * greatest(1e-1, abs(r.score))
-             AND (r.item_id = a.item_id
-                  OR EXISTS (SELECT FROM ras b WHERE b.user_id = a.user_id AND b.item_id = r.item_id
-                             AND abs(b.score - r.score) <= 1e-5 * greatest(1e-1, abs(r.score)))
-                  OR EXISTS (SELECT FROM ras b WHERE b.user_id = a.user_id AND b.rank = 10
-                             AND abs(b.score - r.score) <= 1e-5 * greatest(1e-1, abs(r.score))))),
+SELECT is(pg_temp.top_k_agree('ras', 'rec', 10, 0.1),
           (SELECT count(*) FROM rec), 'recommend_all with the norm bound equals recommend for every user');
 SELECT results_eq($$SELECT count(*), count(*) FILTER (WHERE user_id = 5000) FROM ras$$,
                   $$SELECT count(*), 3::bigint FROM rec$$, 'as many rows, and 3 for the user who has seen all other items');
@@ -97,16 +112,10 @@ SELECT results_eq($$SELECT count(*), count(*) FILTER (WHERE user_id = 5000) FROM
 -- another order (our re-rank against OpenBLAS's sgemv, whose kernel depends on the
 -- CPU) may swap two items whose scores agree to 1e-5 (a tie, also across rank k)
 SET LOCAL personalize.exact_scoring = off;
-CREATE TEMP TABLE approx AS SELECT u, r.* FROM generate_series(0, 699) u, LATERAL recommend('wide', u, 10) r;
+CREATE TEMP TABLE approx AS SELECT u AS user_id, r.* FROM generate_series(0, 699) u, LATERAL recommend('wide', u, 10) r;
 SET LOCAL personalize.exact_scoring = on;
-SELECT is((SELECT count(*) FROM approx a JOIN LATERAL recommend('wide', a.u, 10) r ON r.rank = a.rank
-           WHERE abs(r.score - a.score) <= 1e-5 * greatest(1e-3, abs(r.score))
-             AND (r.item_id = a.item_id
-                  OR EXISTS (SELECT FROM approx b WHERE b.u = a.u AND b.item_id = r.item_id
-                             AND abs(b.score - r.score) <= 1e-5 * greatest(1e-3, abs(r.score)))
-                  OR EXISTS (SELECT FROM approx b WHERE b.u = a.u AND b.rank = 10
-                             AND abs(b.score - r.score) <= 1e-5 * greatest(1e-3, abs(r.score))))),
-          700 * 10::bigint, 'reduced-precision scoring returns the exact top 10 for all 700 users');
+CREATE TEMP TABLE exact_wide AS SELECT u AS user_id, r.* FROM generate_series(0, 699) u, LATERAL recommend('wide', u, 10) r;
+SELECT is(pg_temp.top_k_agree('approx', 'exact_wide', 10, 1e-3), 700 * 10::bigint, 'reduced-precision scoring returns the exact top 10 for all 700 users');
 
 -- recommend (float4, items by descending norm, stopped at the bound) against an
 -- independent exact scan: the embedding type's <#> over every unseen item, 60 users;
@@ -127,16 +136,9 @@ SELECT is((SELECT count(*) FROM exact_scan e JOIN rec r USING (user_id, rank)
 -- on power-law popularity the bfloat16 scan stops early (items by descending norm,
 -- stopped at the Cauchy-Schwarz bound): still the exact top 10 for every user
 SET LOCAL personalize.exact_scoring = off;
-CREATE TEMP TABLE approx_skewed AS SELECT u.user_id AS u, r.* FROM (SELECT DISTINCT user_id FROM skewed) u, LATERAL recommend('skewed', u.user_id, 10) r;
+CREATE TEMP TABLE approx_skewed AS SELECT u.user_id, r.* FROM (SELECT DISTINCT user_id FROM skewed) u, LATERAL recommend('skewed', u.user_id, 10) r;
 SET LOCAL personalize.exact_scoring = on;
-SELECT is((SELECT count(*) FROM approx_skewed a JOIN rec r ON r.user_id = a.u AND r.rank = a.rank
-           WHERE abs(r.score - a.score) <= 1e-5 * greatest(1e-1, abs(r.score))
-             AND (r.item_id = a.item_id
-                  OR EXISTS (SELECT FROM approx_skewed b WHERE b.u = a.u AND b.item_id = r.item_id
-                             AND abs(b.score - r.score) <= 1e-5 * greatest(1e-1, abs(r.score)))
-                  OR EXISTS (SELECT FROM approx_skewed b WHERE b.u = a.u AND b.rank = 10
-                             AND abs(b.score - r.score) <= 1e-5 * greatest(1e-1, abs(r.score))))),
-          (SELECT count(*) FROM rec), 'the early-stopping bfloat16 scan returns the exact top 10 for every user');
+SELECT is(pg_temp.top_k_agree('approx_skewed', 'rec', 10, 0.1), (SELECT count(*) FROM rec), 'the early-stopping bfloat16 scan returns the exact top 10 for every user');
 
 SELECT * FROM finish();
 ROLLBACK;
