@@ -501,11 +501,16 @@ als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm 
 	for (int it = 0; it < o->iterations; it++)
 	{
 		instr_time	start,
+					half,
 					elapsed;
+		double		users_seconds;
 
 		INSTR_TIME_SET_CURRENT(start);
 		als_gram(Y, d->nitems, f, reg, gram);
 		als_half(&users, nthreads, scratch);
+		INSTR_TIME_SET_CURRENT(half);
+		INSTR_TIME_SUBTRACT(half, start);
+		users_seconds = INSTR_TIME_GET_DOUBLE(half);
 		if (noise)
 			noise->before_items(noise->arg, it, X, d->nusers);
 		als_gram(X, d->nusers, f, reg, gram);
@@ -516,16 +521,12 @@ als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm 
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		if (o->calculate_loss)
-		{
 			m->loss = als_loss(d, X, Y, f, reg, o->alpha);
-			ereport(DEBUG1,
-					(errmsg("%s iteration %d of %d: %.3f s, loss %.9g", model_algorithm_name(alg),
-							it + 1, o->iterations, INSTR_TIME_GET_DOUBLE(elapsed), m->loss)));
-		}
-		else
-			ereport(DEBUG1,
-					(errmsg("%s iteration %d of %d: %.3f s", model_algorithm_name(alg),
-							it + 1, o->iterations, INSTR_TIME_GET_DOUBLE(elapsed))));
+		ereport(DEBUG1,
+				(errmsg("%s iteration %d of %d: %.3f s%s; users %.3f s, items %.3f s",
+						model_algorithm_name(alg), it + 1, o->iterations, INSTR_TIME_GET_DOUBLE(elapsed),
+						o->calculate_loss ? psprintf(", loss %.9g", m->loss) : "",
+						users_seconds, INSTR_TIME_GET_DOUBLE(elapsed) - users_seconds)));
 		progress_set_iteration(it + 1, o->iterations, o->calculate_loss ? m->loss : NAN);
 	}
 	return m;
