@@ -168,6 +168,15 @@ map_keys(const IdMap *map)
 	return keys;
 }
 
+static void
+map_free(IdMap *map)
+{
+	pfree(map->keys);
+	pfree(map->values);
+	map->keys = NULL;
+	map->values = NULL;
+}
+
 /* Append b's rows to a, mapping b's indexes through a's maps. */
 static void
 state_merge(InteractionState *a, const InteractionState *b)
@@ -223,6 +232,8 @@ interactions_combine(PG_FUNCTION_ARGS)
 		pfree(b->blocks[i]);
 	b->nblocks = 0;
 	b->n = 0;
+	map_free(&b->users);
+	map_free(&b->items);
 	PG_RETURN_POINTER(a);
 }
 
@@ -264,8 +275,10 @@ interactions_serialize(PG_FUNCTION_ARGS)
 		PUT(opts, optlen);
 	keys = map_keys(&st->users);
 	PUT(keys, sizeof(int64) * st->users.count);
+	pfree(keys);
 	keys = map_keys(&st->items);
 	PUT(keys, sizeof(int64) * st->items.count);
+	pfree(keys);
 	for (int f = 0; f < 3; f++)
 		for (int32 b = 0; b < st->nblocks; b++)
 		{
@@ -274,8 +287,15 @@ interactions_serialize(PG_FUNCTION_ARGS)
 				f == 1 ? (const void *) st->blocks[b]->item : (const void *) st->blocks[b]->weight;
 
 			PUT(col, 4 * rows);
+			if (f == 2)
+				pfree(st->blocks[b]);
 		}
 #undef PUT
+	/* a partial state is serialized once, as its aggregate's last use: free it now, not at the end */
+	st->nblocks = 0;
+	st->n = 0;
+	map_free(&st->users);
+	map_free(&st->items);
 	PG_RETURN_BYTEA_P(out);
 }
 
@@ -349,6 +369,8 @@ interactions_deserialize(PG_FUNCTION_ARGS)
 	for (int32 k = 0; k < nitems; k++)
 		if (state_index(st, &st->items, item_ids[k]) != k)
 			interactions_state_invalid();
+	pfree((void *) user_ids);
+	pfree((void *) item_ids);
 	uidx = (const int32 *) p;
 	iidx = (const int32 *) (p + sizeof(int32) * n);
 	w = (const float *) (p + 2 * sizeof(int32) * n);
@@ -408,12 +430,8 @@ rank_ids(IdMap *map, int32 **rank_out)
 	for (uint64 s = 0; s <= map->mask; s++)
 		if (map->values[s] >= 0)
 			rank[map->values[s]] = idmap_get(&pos, map->keys[s]);
-	pfree(pos.keys);
-	pfree(pos.values);
-	pfree(map->keys);
-	pfree(map->values);
-	map->keys = NULL;
-	map->values = NULL;
+	map_free(&pos);
+	map_free(map);
 	*rank_out = rank;
 	return sorted;
 }
