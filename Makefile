@@ -9,7 +9,7 @@ MODULE_big = $(EXTENSION)
 CONCERNS = embedding sqlsource statistics evaluation classification model modelstore modelcache interactions popularity itemknn als bpr hybrid dp editorial serving explain classifier logistic calibration uplift quality drift progress nodeconsent distributed
 # Concerns written in SQL only (no C file); assembled after the C concerns.
 SQL_ONLY_CONCERNS = registry experiments fairness consent privacy_report scaleout roles refresh schedule
-OBJS = src/pg_personalize.o src/distance.o src/sgd.o $(patsubst %,src/%.o,$(CONCERNS))
+OBJS = src/pg_personalize.o src/distance.o src/sgd.o src/trainmem.o $(patsubst %,src/%.o,$(CONCERNS))
 SQL_PARTS = $(patsubst %,src/%.sql,$(CONCERNS) $(SQL_ONLY_CONCERNS))
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql

@@ -38,6 +38,7 @@
 #include "als.h"
 #include "model.h"
 #include "progress.h"
+#include "trainmem.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -436,6 +437,11 @@ als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm 
 	AlsHalf		users,
 				items;
 	JsonbValue *warm;
+	Size		x_bytes,
+				y_bytes;
+	void	   *x_chunk,
+			   *y_chunk;
+	bool		shared;
 
 	pg_prng_seed(&rng, o->seed);
 	options_text = model_reserve_interactions(&b, alg, d, opts, f, 0, true);
@@ -446,8 +452,14 @@ als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm 
 	interactions_adopt(d, m);
 	if (note)
 		strcpy(model_section(m, note_kind), note);
-	X = model_section(m, SECTION_USER_FACTORS);
-	Y = model_section(m, SECTION_ITEM_FACTORS);
+	/* trained in huge pages, the image's factor pages given back meanwhile (trainmem.c) */
+	x_bytes = sizeof(float) * (Size) d->nusers * f;
+	y_bytes = sizeof(float) * (Size) d->nitems * f;
+	X = trainmem_alloc(x_bytes, &x_chunk);
+	Y = trainmem_alloc(y_bytes, &y_chunk);
+	shared = model_held_segment(m) != NULL;
+	trainmem_release(model_section(m, SECTION_USER_FACTORS), x_bytes, shared);
+	trainmem_release(model_section(m, SECTION_ITEM_FACTORS), y_bytes, shared);
 	/* small positive start, as the common implementations do; users then items */
 	for (Size i = 0; i < (Size) d->nusers * f; i++)
 		X[i] = (float) (pg_prng_double(&rng) * 0.01);
@@ -529,6 +541,10 @@ als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm 
 						users_seconds, INSTR_TIME_GET_DOUBLE(elapsed) - users_seconds)));
 		progress_set_iteration(it + 1, o->iterations, o->calculate_loss ? m->loss : NAN);
 	}
+	trainmem_copy_out(model_section(m, SECTION_USER_FACTORS), X, x_bytes);
+	trainmem_copy_out(model_section(m, SECTION_ITEM_FACTORS), Y, y_bytes);
+	pfree(x_chunk);
+	pfree(y_chunk);
 	return m;
 }
 
