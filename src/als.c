@@ -47,6 +47,9 @@
 const char *const als_options[] = {ALS_OPTION_KEYS, "warm_start", NULL};
 
 #define ALS_CHUNK 256
+#define ALS_PREFETCH 8			/* other-side rows requested ahead of their use */
+#define ALS_GATHER_MIN 1024		/* rows shorter than this stay in cache between CG steps */
+#define ALS_GATHER_BYTES ((Size) 128 * 1024 * 1024)	/* per thread */
 #define ALS_RIDGE_STEPS 20		/* CG steps for the feature factors, per half-iteration */
 
 typedef struct AlsHalf
@@ -68,6 +71,8 @@ typedef struct AlsHalf
 	int			iteration;
 	int			scratch_floats; /* per thread */
 	int			nice;			/* workers' niceness above the backend's */
+	float	   *gather;			/* per thread gather_rows x f, else NULL */
+	int64		gather_rows;
 	volatile int32 next;		/* next chunk start (atomic) */
 	volatile bool stop;
 	pthread_mutex_t lock;
@@ -100,9 +105,14 @@ gram_times(int f, const float *restrict G, const float *restrict v, float *restr
 		vec_axpy(f, v[a], G + (Size) a * f, out);
 }
 
-/* One row: cg_steps of conjugate gradient from the current x. */
+/*
+ * One row: cg_steps of conjugate gradient from the current x. A long row's
+ * other-side rows are read once, from scattered memory into gather (the
+ * thread's buffer), and the steps read them there in order: the same
+ * arithmetic, without reading each of them from memory cg_steps + 1 times.
+ */
 MODEL_KERNEL static void
-als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
+als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap, float *gather)
 {
 	int			f = h->f;
 	float	   *x = h->self + (Size) row * f;
@@ -112,7 +122,10 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 				rsnew;
 	float	   *noise_matrix = NULL,
 			   *noise_vector;
+	int64		ahead_end = h->indptr[h->nrows];
 
+	if (end - start < ALS_GATHER_MIN || end - start > h->gather_rows)
+		gather = NULL;
 	gram_times(f, h->gram, x, r);
 	for (int a = 0; a < f; a++)
 		r[a] = -r[a];
@@ -120,6 +133,14 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 	{
 		const float *y = h->other + (Size) h->indices[j] * f;
 		float		c = 1.0f + h->alpha * h->weights[j];
+
+		/* scattered rows, this row's and the next ones': keep several misses in flight */
+		if (j + ALS_PREFETCH < ahead_end)
+			for (int a = 0; a < f; a += 16)
+				__builtin_prefetch(h->other + (Size) h->indices[j + ALS_PREFETCH] * f + a);
+
+		if (gather)
+			y = memcpy(gather + (Size) (j - start) * f, y, sizeof(float) * f);
 
 		vec_axpy(f, h->shared_gram ? c : c - (c - 1.0f) * vec_dot(f, y, x), y, r);
 	}
@@ -145,7 +166,7 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 		gram_times(f, h->gram, p, ap);
 		for (int64 j = h->shared_gram ? end : start; j < end; j++)
 		{
-			const float *y = h->other + (Size) h->indices[j] * f;
+			const float *y = gather ? gather + (Size) (j - start) * f : h->other + (Size) h->indices[j] * f;
 			float		c1 = h->alpha * h->weights[j];
 
 			vec_axpy(f, c1 * vec_dot(f, y, p), y, ap);
@@ -170,7 +191,7 @@ als_cg_row(const AlsHalf *h, int32 row, float *r, float *p, float *ap)
 
 /* Claim and solve chunks until none is left; returns false when asked to stop. */
 static bool
-als_run_chunks(AlsHalf *h, float *scratch, bool backend)
+als_run_chunks(AlsHalf *h, int thread, float *scratch, bool backend)
 {
 	float	   *r = scratch,
 			   *p = scratch + h->f,
@@ -191,13 +212,14 @@ als_run_chunks(AlsHalf *h, float *scratch, bool backend)
 		if (start >= h->nrows)
 			return true;
 		for (int32 row = start; row < Min(start + ALS_CHUNK, h->nrows); row++)
-			als_cg_row(h, row, r, p, ap);
+			als_cg_row(h, row, r, p, ap, h->gather ? h->gather + (Size) thread * h->gather_rows * h->f : NULL);
 	}
 }
 
 typedef struct AlsWorker
 {
 	AlsHalf    *half;
+	int			thread;
 	float	   *scratch;
 } AlsWorker;
 
@@ -211,7 +233,7 @@ als_worker_main(void *arg)
 	if (h->nice > 0)
 		(void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid),
 						   Min(getpriority(PRIO_PROCESS, 0) + h->nice, 19));
-	als_run_chunks(h, w->scratch, false);
+	als_run_chunks(h, w->thread, w->scratch, false);
 	pthread_mutex_lock(&h->lock);
 	h->running--;
 	pthread_cond_signal(&h->finished);
@@ -259,6 +281,7 @@ als_half(AlsHalf *h, int nthreads, float *scratch)
 		for (int t = 0; t < nthreads; t++)
 		{
 			w[t].half = h;
+			w[t].thread = t;
 			w[t].scratch = scratch + (Size) t * h->scratch_floats;
 			pthread_mutex_lock(&h->lock);
 			h->running++;
@@ -274,7 +297,7 @@ als_half(AlsHalf *h, int nthreads, float *scratch)
 		}
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (started == 0)
-			als_run_chunks(h, scratch, true);
+			als_run_chunks(h, 0, scratch, true);
 		pthread_mutex_lock(&h->lock);
 		while (h->running > 0)
 		{
@@ -292,6 +315,23 @@ als_half(AlsHalf *h, int nthreads, float *scratch)
 	}
 	pthread_cond_destroy(&h->finished);
 	pthread_mutex_destroy(&h->lock);
+}
+
+/* Per-thread gather buffers for the longest rows of either half (or none: NULL). */
+static float *
+als_gather_alloc(const int64 *user_indptr, int32 nusers, const int64 *item_indptr, int32 nitems,
+				 int f, int nthreads, int64 *rows)
+{
+	int64		longest = 0;
+
+	for (int32 u = 0; u < nusers; u++)
+		longest = Max(longest, user_indptr[u + 1] - user_indptr[u]);
+	for (int32 i = 0; i < nitems; i++)
+		longest = Max(longest, item_indptr[i + 1] - item_indptr[i]);
+	*rows = Min(longest, (int64) (ALS_GATHER_BYTES / (sizeof(float) * f)));
+	if (*rows < ALS_GATHER_MIN)
+		return NULL;
+	return MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * f * *rows * nthreads);
 }
 
 /* One half-iteration over caller-provided arrays (distributed.c solves a node's users with it). */
@@ -499,6 +539,7 @@ als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm 
 	users.weights = d->weights;
 	users.nrows = d->nusers;
 	users.scratch_floats = 3 * f + (noise ? f * f + f : 0);
+	users.gather = als_gather_alloc(d->indptr, d->nusers, t_indptr, d->nitems, f, nthreads, &users.gather_rows);
 	items = users;
 	items.other = X;
 	items.self = Y;
