@@ -69,7 +69,7 @@ counts() { psql -At -F ' ' -c "SELECT users, items FROM personalize.models WHERE
 train() {
   local start end stats
   start=$(date +%s.%N)
-  stats=$(psql -At -F ' ' -c "SET client_min_messages = notice" \
+  stats=$(psql -At -F ' ' -c "SET client_min_messages = debug1" \
     -c "SELECT personalize.train('$2', 'als', '$1', '{\"factors\": 64, \"iterations\": 15}')" \
     -c "SELECT substring(pg_read_file('/proc/self/status') FROM 'VmHWM:\s+(\d+)')" 2>"$out/train_$2.log" | tail -1)
   end=$(date +%s.%N)
