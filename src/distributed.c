@@ -225,6 +225,28 @@ typedef struct NodeRun
 	struct NodeRun *next;
 } NodeRun;
 
+/*
+ * The start of a node's setup answer (read_setup on the coordinator): its
+ * token, pairs, users' counts and item popularity by global item index.
+ */
+static StringInfo
+setup_answer_start(NodeRun *nr, const int32 *item_global, int32 nitems)
+{
+	Interactions *d = nr->d;
+	float	   *pop = palloc0(sizeof(float) * Max(nitems, 1));
+	StringInfo	out = msg_start();
+
+	for (int32 i = 0; i < d->nitems; i++)
+		pop[item_global[i]] = d->item_pop[i];
+	put_int64(out, nr->token);
+	put_int64(out, d->nnz);
+	for (int32 u = 0; u < d->nusers; u++)
+		put_int32(out, (int32) (d->indptr[u + 1] - d->indptr[u]));
+	put(out, pop, sizeof(float) * nitems);
+	pfree(pop);
+	return out;
+}
+
 static NodeRun *node_runs = NULL;
 static bool node_callback_registered = false;
 
@@ -399,7 +421,6 @@ node_setup(NodeRun *nr, Reader *r)
 			   *item_ids;
 	int32	   *item_global,
 			   *user_global;
-	float	   *pop;
 	pg_prng_state rng;
 	Size		pos = 0;
 	StringInfo	out;
@@ -448,17 +469,7 @@ node_setup(NodeRun *nr, Reader *r)
 			nr->X[(Size) u * nr->f + a] = (float) (pg_prng_double(&rng) * 0.01);
 	}
 
-	pop = palloc0(sizeof(float) * Max(nitems, 1));
-	for (int32 i = 0; i < d->nitems; i++)
-		pop[item_global[i]] = d->item_pop[i];
-
-	out = msg_start();
-	put_int64(out, nr->token);
-	put_int64(out, d->nnz);
-	for (int32 u = 0; u < d->nusers; u++)
-		put_int32(out, (int32) (d->indptr[u + 1] - d->indptr[u]));
-	put(out, pop, sizeof(float) * nitems);
-	pfree(pop);
+	out = setup_answer_start(nr, item_global, nitems);
 	pfree(item_global);
 	pfree(user_global);
 	return msg_finish(out);
@@ -657,7 +668,6 @@ node_knn_setup(NodeRun *nr, Reader *r)
 	int32		nitems = rd_int32(r);
 	const int64 *item_ids;
 	int32	   *item_global;
-	float	   *pop;
 	double	   *squares;
 	int64	   *fill;
 	StringInfo	out;
@@ -694,22 +704,13 @@ node_knn_setup(NodeRun *nr, Reader *r)
 	}
 	pfree(fill);
 
-	pop = palloc0(sizeof(float) * Max(nitems, 1));
-	for (int32 i = 0; i < d->nitems; i++)
-		pop[item_global[i]] = d->item_pop[i];
 	squares = palloc0(sizeof(double) * Max(nitems, 1));
 	for (int32 i = 0; i < nitems; i++)
 		for (int64 a = nr->t_indptr[i]; a < nr->t_indptr[i + 1]; a++)
 			squares[i] += (double) nr->t_weights[a] * nr->t_weights[a];
 
-	out = msg_start();
-	put_int64(out, nr->token);
-	put_int64(out, d->nnz);
-	for (int32 u = 0; u < d->nusers; u++)
-		put_int32(out, (int32) (d->indptr[u + 1] - d->indptr[u]));
-	put(out, pop, sizeof(float) * nitems);
+	out = setup_answer_start(nr, item_global, nitems);
 	put(out, squares, sizeof(double) * nitems);
-	pfree(pop);
 	pfree(squares);
 	pfree(item_global);
 	return msg_finish(out);
@@ -1021,10 +1022,10 @@ typedef struct SetupResult
 	float	   *pop;
 } SetupResult;
 
+/* A node's setup answer (ALS and item-kNN): its pairs, users' counts and item popularity. */
 static void
-on_setup(Driver *dr, Reader *r, void *arg)
+read_setup(Driver *dr, Reader *r, SetupResult *sr)
 {
-	SetupResult *sr = (SetupResult *) arg;
 	NodeSlot   *slot = slot_of(dr, rd_int64(r));
 	const float *pop;
 
@@ -1034,6 +1035,40 @@ on_setup(Driver *dr, Reader *r, void *arg)
 	pop = (const float *) rd_ref(r, sizeof(float) * sr->nitems);
 	for (int32 i = 0; i < sr->nitems; i++)
 		sr->pop[i] += pop[i];
+}
+
+static void
+on_setup(Driver *dr, Reader *r, void *arg)
+{
+	read_setup(dr, r, (SetupResult *) arg);
+}
+
+/*
+ * The fitted model, laid out in the caller's context after the setup round:
+ * ids, popularity and the seen matrix's row starts; frees the ids, counts and
+ * popularity.
+ */
+static ModelHeader *
+setup_model_new(MemoryContext caller, ModelAlgorithm alg, SetupResult *sr, int32 nusers, int64 *user_ids,
+				int64 *item_ids, const int64 totals[2], Jsonb *opts, int factors, int neighbors)
+{
+	MemoryContext old = MemoryContextSwitchTo(caller);
+	ModelHeader *m = model_new(alg, nusers, sr->nitems, sr->nnz, totals[0], totals[1], opts, factors, neighbors, true);
+	int64	   *indptr;
+
+	MemoryContextSwitchTo(old);
+	memcpy(model_section(m, SECTION_USER_IDS), user_ids, sizeof(int64) * nusers);
+	memcpy(model_section(m, SECTION_ITEM_IDS), item_ids, sizeof(int64) * sr->nitems);
+	memcpy(model_section(m, SECTION_ITEM_POPULARITY), sr->pop, sizeof(float) * sr->nitems);
+	indptr = model_section(m, SECTION_SEEN_INDPTR);
+	indptr[0] = 0;
+	for (int32 u = 0; u < nusers; u++)
+		indptr[u + 1] = indptr[u] + sr->counts[u];
+	pfree(user_ids);
+	pfree(item_ids);
+	pfree(sr->counts);
+	pfree(sr->pop);
+	return m;
 }
 
 typedef struct UsersResult
@@ -1427,7 +1462,6 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 	StringInfo	setup;
 	SetupResult sr;
 	ModelHeader *m;
-	int64	   *indptr;
 	float	   *Y,
 			   *ap;
 	pg_prng_state rng;
@@ -1467,23 +1501,7 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 	driver_round(&dr, msg_finish(setup), false, false, on_setup, &sr);
 
 	/* the model, laid out now: the factors are trained in place */
-	{
-		MemoryContext old = MemoryContextSwitchTo(caller);
-
-		m = model_new(MODEL_ALS, nusers, nitems, sr.nnz, totals[0], totals[1], opts, f, 0, true);
-		MemoryContextSwitchTo(old);
-	}
-	memcpy(model_section(m, SECTION_USER_IDS), user_ids, sizeof(int64) * nusers);
-	memcpy(model_section(m, SECTION_ITEM_IDS), item_ids, sizeof(int64) * nitems);
-	memcpy(model_section(m, SECTION_ITEM_POPULARITY), sr.pop, sizeof(float) * nitems);
-	pfree(user_ids);
-	pfree(item_ids);
-	indptr = model_section(m, SECTION_SEEN_INDPTR);
-	indptr[0] = 0;
-	for (int32 u = 0; u < nusers; u++)
-		indptr[u + 1] = indptr[u] + sr.counts[u];
-	pfree(sr.counts);
-	pfree(sr.pop);
+	m = setup_model_new(caller, MODEL_ALS, &sr, nusers, user_ids, item_ids, totals, opts, f, 0);
 
 	/* item factors: the stream after the users' draws, as als.c draws them */
 	Y = model_section(m, SECTION_ITEM_FACTORS);
@@ -1566,10 +1584,7 @@ als_fit_distributed(PG_FUNCTION_ARGS)
 
 typedef struct KnnSetupResult
 {
-	int32		nitems;
-	int64		nnz;
-	int32	   *counts;			/* per global user */
-	float	   *pop;
+	SetupResult base;
 	double	   *squares;		/* Σ w² per item */
 } KnnSetupResult;
 
@@ -1577,20 +1592,12 @@ static void
 on_knn_setup(Driver *dr, Reader *r, void *arg)
 {
 	KnnSetupResult *sr = (KnnSetupResult *) arg;
-	NodeSlot   *slot = slot_of(dr, rd_int64(r));
-	const float *pop;
 	const double *squares;
 
-	sr->nnz += rd_int64(r);
-	for (int32 u = 0; u < slot->nusers; u++)
-		sr->counts[slot->user_global[u]] = rd_int32(r);
-	pop = (const float *) rd_ref(r, sizeof(float) * sr->nitems);
-	squares = (const double *) rd_ref(r, sizeof(double) * sr->nitems);
-	for (int32 i = 0; i < sr->nitems; i++)
-	{
-		sr->pop[i] += pop[i];
+	read_setup(dr, r, &sr->base);
+	squares = (const double *) rd_ref(r, sizeof(double) * sr->base.nitems);
+	for (int32 i = 0; i < sr->base.nitems; i++)
 		sr->squares[i] += squares[i];
-	}
 }
 
 /* One range of rows of the co-occurrence sums, dense on the coordinator. */
@@ -1675,7 +1682,6 @@ itemknn_fit_distributed(PG_FUNCTION_ARGS)
 	KnnSetupResult sr;
 	KnnRange	kr;
 	ModelHeader *m;
-	int64	   *indptr;
 	int32	   *nbr;
 	float	   *sim,
 			   *norms;
@@ -1697,32 +1703,16 @@ itemknn_fit_distributed(PG_FUNCTION_ARGS)
 	put_int32(setup, nitems);
 	put(setup, item_ids, sizeof(int64) * nitems);
 	memset(&sr, 0, sizeof(sr));
-	sr.nitems = nitems;
-	sr.counts = palloc0(sizeof(int32) * nusers);
-	sr.pop = palloc0(sizeof(float) * nitems);
+	sr.base.nitems = nitems;
+	sr.base.counts = palloc0(sizeof(int32) * nusers);
+	sr.base.pop = palloc0(sizeof(float) * nitems);
 	sr.squares = palloc0(sizeof(double) * nitems);
 	driver_round(&dr, msg_finish(setup), false, false, on_knn_setup, &sr);
 
-	{
-		MemoryContext old = MemoryContextSwitchTo(caller);
-
-		m = model_new(MODEL_ITEMKNN, nusers, nitems, sr.nnz, totals[0], totals[1], opts, 0, K, true);
-		MemoryContextSwitchTo(old);
-	}
-	memcpy(model_section(m, SECTION_USER_IDS), user_ids, sizeof(int64) * nusers);
-	memcpy(model_section(m, SECTION_ITEM_IDS), item_ids, sizeof(int64) * nitems);
-	memcpy(model_section(m, SECTION_ITEM_POPULARITY), sr.pop, sizeof(float) * nitems);
-	pfree(user_ids);
-	pfree(item_ids);
-	indptr = model_section(m, SECTION_SEEN_INDPTR);
-	indptr[0] = 0;
-	for (int32 u = 0; u < nusers; u++)
-		indptr[u + 1] = indptr[u] + sr.counts[u];
+	m = setup_model_new(caller, MODEL_ITEMKNN, &sr.base, nusers, user_ids, item_ids, totals, opts, 0, K);
 	norms = palloc(sizeof(float) * nitems);
 	for (int32 i = 0; i < nitems; i++)
 		norms[i] = (float) sqrt(sr.squares[i]);
-	pfree(sr.counts);
-	pfree(sr.pop);
 	pfree(sr.squares);
 
 	/* the neighbours, range by range: the coordinator holds one range of sums at a time */
