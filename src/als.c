@@ -317,6 +317,25 @@ als_half(AlsHalf *h, int nthreads, float *scratch)
 	pthread_mutex_destroy(&h->lock);
 }
 
+/* One half: rows of self solved against other through the CSR (indptr, indices, weights). */
+static void
+als_half_init(AlsHalf *h, int f, int cg_steps, float alpha, const float *gram, const float *other, float *self,
+			  const int64 *indptr, const int32 *indices, const float *weights, int32 nrows)
+{
+	memset(h, 0, sizeof(*h));
+	h->f = f;
+	h->cg_steps = cg_steps;
+	h->alpha = alpha;
+	h->gram = gram;
+	h->other = other;
+	h->self = self;
+	h->indptr = indptr;
+	h->indices = indices;
+	h->weights = weights;
+	h->nrows = nrows;
+	h->scratch_floats = 3 * f;
+}
+
 /* Per-thread gather buffers for the longest rows of either half (or none: NULL). */
 static float *
 als_gather_alloc(const int64 *user_indptr, int32 nusers, const int64 *item_indptr, int32 nitems,
@@ -342,17 +361,7 @@ als_solve_rows(int f, int cg_steps, float alpha, const float *gram, const float 
 	AlsHalf		h;
 	float	   *scratch = palloc(sizeof(float) * 3 * f * nthreads);
 
-	memset(&h, 0, sizeof(h));
-	h.f = f;
-	h.cg_steps = cg_steps;
-	h.alpha = alpha;
-	h.gram = gram;
-	h.other = other;
-	h.self = self;
-	h.indptr = indptr;
-	h.indices = indices;
-	h.weights = weights;
-	h.nrows = nrows;
+	als_half_init(&h, f, cg_steps, alpha, gram, other, self, indptr, indices, weights, nrows);
 	als_half(&h, nthreads, scratch);
 	pfree(scratch);
 }
@@ -527,26 +536,11 @@ als_fit_model(Interactions *d, Jsonb *opts, const AlsOptions *o, ModelAlgorithm 
 	interactions_transpose(d, &t_indptr, &t_indices, &t_weights);
 	gram = palloc(sizeof(float) * f * f);
 
-	memset(&users, 0, sizeof(users));
-	users.f = f;
-	users.cg_steps = o->cg_steps;
-	users.alpha = o->alpha;
-	users.gram = gram;
-	users.other = Y;
-	users.self = X;
-	users.indptr = d->indptr;
-	users.indices = d->indices;
-	users.weights = d->weights;
-	users.nrows = d->nusers;
-	users.scratch_floats = 3 * f + (noise ? f * f + f : 0);
-	users.gather = als_gather_alloc(d->indptr, d->nusers, t_indptr, d->nitems, f, nthreads, &users.gather_rows);
-	items = users;
-	items.other = X;
-	items.self = Y;
-	items.indptr = t_indptr;
-	items.indices = t_indices;
-	items.weights = t_weights;
-	items.nrows = d->nitems;
+	als_half_init(&users, f, o->cg_steps, o->alpha, gram, Y, X, d->indptr, d->indices, d->weights, d->nusers);
+	als_half_init(&items, f, o->cg_steps, o->alpha, gram, X, Y, t_indptr, t_indices, t_weights, d->nitems);
+	users.scratch_floats = items.scratch_floats = 3 * f + (noise ? f * f + f : 0);
+	users.gather = items.gather = als_gather_alloc(d->indptr, d->nusers, t_indptr, d->nitems, f, nthreads, &users.gather_rows);
+	items.gather_rows = users.gather_rows;
 	items.noise = noise;
 	items.shared_gram = noise && noise->shared_gram;
 	scratch = palloc(sizeof(float) * users.scratch_floats * nthreads);
@@ -842,27 +836,10 @@ als_fit_features(const Interactions *d, const AlsOptions *o, float feature_regul
 		Y[i] = (float) (pg_prng_double(&rng) * 0.01);
 	gram = palloc(sizeof(float) * f * f);
 
-	memset(&users, 0, sizeof(users));
-	users.f = f;
-	users.cg_steps = o->cg_steps;
-	users.alpha = o->alpha;
-	users.gram = gram;
-	users.other = Y;
-	users.self = X;
-	users.indptr = warm.indptr;
-	users.indices = warm.indices;
-	users.weights = warm.weights;
-	users.nrows = wu.n;
-	users.scratch_floats = 3 * f;
+	als_half_init(&users, f, o->cg_steps, o->alpha, gram, Y, X, warm.indptr, warm.indices, warm.weights, wu.n);
+	als_half_init(&items, f, o->cg_steps, o->alpha, gram, X, Y, t_indptr, t_indices, t_weights, wi.n);
 	users.prior = wu.prior;
-	users.prior_weight = reg;
-	items = users;
-	items.other = X;
-	items.self = Y;
-	items.indptr = t_indptr;
-	items.indices = t_indices;
-	items.weights = t_weights;
-	items.nrows = wi.n;
+	users.prior_weight = items.prior_weight = reg;
 	items.prior = wi.prior;
 	scratch = palloc(sizeof(float) * users.scratch_floats * o->threads);
 
